@@ -1,0 +1,1 @@
+"""Unified identity: accounts of persons, enterprises and officials."""

@@ -1,0 +1,1 @@
+"""Shared kernel: divisions, organizations, audit chain, crypto, validators, calendar, events."""

@@ -1,0 +1,3 @@
+"""Kernel models: audit."""
+
+__all__: list[str] = []

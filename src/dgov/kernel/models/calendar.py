@@ -1,0 +1,3 @@
+"""Kernel models: calendar."""
+
+__all__: list[str] = []

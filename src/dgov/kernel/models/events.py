@@ -1,0 +1,3 @@
+"""Kernel models: events."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kernel models: keys."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kernel models: notify."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Base information libraries (基础库): population, legal entities and more."""

@@ -1,0 +1,245 @@
+"""Django settings for dgov, read from environment variables (12-factor).
+
+The defaults describe the embedded mode: SQLite (WAL) under ``var/``, a development secret
+key and keys generated on first use. ``DGOV_ENV=production`` turns the defaults into refusals:
+the process will not start with the development secret key, DEBUG on, or no master key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent  # src/dgov
+PROJECT_DIR = BASE_DIR.parent.parent  # repository root when run from a checkout
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """Return the environment variable ``name`` or ``default``."""
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Return a boolean environment variable (1/true/yes/on are true)."""
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    """Return a comma-separated environment variable as a list."""
+    return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
+
+
+DGOV_ENV = env("DGOV_ENV", "development")
+PRODUCTION = DGOV_ENV == "production"
+TESTING = env_bool("DGOV_TESTING", False)
+
+DATA_DIR = Path(env("DGOV_DATA_DIR", str(PROJECT_DIR / "var"))).resolve()
+
+DEV_SECRET_KEY = "dgov-development-secret-key-not-for-production"  # noqa: S105
+SECRET_KEY = env("DGOV_SECRET_KEY", DEV_SECRET_KEY)
+DEBUG = env_bool("DGOV_DEBUG", not PRODUCTION and not TESTING)
+
+if PRODUCTION:
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured(
+            "DGOV_ENV=production requires DGOV_SECRET_KEY: at least 32 random characters, not the default."
+        )
+    if DEBUG:
+        raise ImproperlyConfigured("DGOV_ENV=production refuses to start with DGOV_DEBUG on.")
+    if not env("DGOV_MASTER_KEY"):
+        raise ImproperlyConfigured(
+            "DGOV_ENV=production requires DGOV_MASTER_KEY (32 hex characters, the SM4 key-encryption key)."
+        )
+
+ALLOWED_HOSTS = env_list("DGOV_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DGOV_CSRF_TRUSTED_ORIGINS", "")
+SITE_URL = env("DGOV_SITE_URL", "http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "dgov.kernel",
+    "dgov.identity",
+    "dgov.registry",
+    "dgov.web",
+]
+
+MIDDLEWARE = [
+    "dgov.kernel.observability.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dgov.kernel.observability.MetricsMiddleware",
+]
+
+ROOT_URLCONF = "dgov.urls"
+WSGI_APPLICATION = "dgov.wsgi.application"
+ASGI_APPLICATION = "dgov.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "dgov.web.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+_default_db = f"sqlite:///{DATA_DIR / 'dgov.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", _default_db), conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL lets readers run beside the single writer; IMMEDIATE takes the write lock at BEGIN,
+        # so a transaction never fails half-way when it upgrades from read to write.
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+            "PRAGMA busy_timeout=20000; PRAGMA cache_size=-65536;"
+        ),
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    if TESTING:
+        DATABASES["default"]["TEST"] = {"NAME": env("DGOV_TEST_SQLITE", "")} if env("DGOV_TEST_SQLITE") else {}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "identity.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+if TESTING:
+    # Test users are created by the hundred; argon2's deliberate cost is not what the tests measure.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "web:home"
+
+# --- Internationalization ---------------------------------------------------------------------
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files: our own and those installed from npm -----------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+NODE_MODULES = Path(env("DGOV_NODE_MODULES", str(PROJECT_DIR / "node_modules")))
+STATICFILES_DIRS = [
+    (f"vendor/{name}", NODE_MODULES / package / sub)
+    for name, package, sub in [("htmx", "htmx.org", "dist")]
+    if (NODE_MODULES / package / sub).is_dir()
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG or TESTING
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "/media/"
+
+# --- Security ---------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env_bool("DGOV_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("DGOV_SECURE_COOKIES", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Background work --------------------------------------------------------------------------
+TASKS = {
+    "default": {
+        "BACKEND": (
+            "django_tasks.backends.immediate.ImmediateBackend"
+            if env_bool("DGOV_TASKS_IMMEDIATE", False)
+            else "django_tasks_db.DatabaseBackend"
+        ),
+    }
+}
+# The worker writes a heartbeat; /readyz reports it missing after this many seconds.
+WORKER_HEARTBEAT_MAX_AGE = int(env("DGOV_WORKER_HEARTBEAT_MAX_AGE", "30") or 30)
+
+# --- Keys and cryptography --------------------------------------------------------------------
+# The SM4 key-encryption key (KEK) that wraps every data key. Embedded mode generates one under
+# DATA_DIR on first use; production must supply it (from an HSM/KMS export or a secret store).
+MASTER_KEY_HEX = env("DGOV_MASTER_KEY")
+MASTER_KEY_FILE = DATA_DIR / "keys" / "master.key"
+# Signed audit checkpoints are also appended here, outside the database, so that truncating the
+# audit table together with its checkpoint table is still detected.
+AUDIT_CHECKPOINT_FILE = Path(env("DGOV_AUDIT_CHECKPOINT_FILE", str(DATA_DIR / "audit-checkpoints.jsonl")))
+AUDIT_CHECKPOINT_EVERY = int(env("DGOV_AUDIT_CHECKPOINT_EVERY", "1000") or 1000)
+
+# --- Notifications (simulated gateways record what a real provider would send) ------------------
+NOTIFY_SMS_BACKEND = env("DGOV_SMS_BACKEND", "dgov.kernel.notify.SimulatedSmsGateway")
+NOTIFY_EMAIL_BACKEND = env("DGOV_EMAIL_BACKEND", "dgov.kernel.notify.SimulatedEmailGateway")
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend" if TESTING else (
+    "django.core.mail.backends.console.EmailBackend"
+)
+
+# --- Demo province ----------------------------------------------------------------------------
+DEMO_PROVINCE_CODE = env("DGOV_DEMO_PROVINCE", "370000")  # a real GB/T 2260 province code
+
+# --- Logging: JSON lines with the request id ----------------------------------------------------
+LOG_LEVEL = env("DGOV_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "dgov.kernel.observability.RequestIdFilter"}},
+    "formatters": {"json": {"()": "dgov.kernel.observability.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"level": "WARNING"},
+    },
+}

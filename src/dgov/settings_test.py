@@ -1,0 +1,10 @@
+"""Settings for the test suite: the normal settings with testing switches on."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DGOV_TESTING", "1")
+os.environ.setdefault("DGOV_DATA_DIR", tempfile.mkdtemp(prefix="dgov-test-"))
+os.environ.setdefault("DGOV_MASTER_KEY", "00112233445566778899aabbccddeeff")
+
+from dgov.settings import *  # noqa: E402,F403

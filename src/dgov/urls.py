@@ -1,0 +1,23 @@
+"""Top-level URL map: portal and workbench pages, admin, API, health and metrics."""
+
+from django.conf import settings
+from django.conf.urls.i18n import i18n_patterns
+from django.contrib import admin
+from django.urls import include, path
+
+from dgov.api.main import api
+
+urlpatterns = [
+    path("", include("dgov.kernel.urls")),  # /healthz /readyz /metrics
+    path("api/v1/", api.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("", include("dgov.web.urls")),
+]
+
+if settings.DEBUG:  # pragma: no cover - media served by the front proxy in production
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+__all__ = ["urlpatterns", "i18n_patterns"]

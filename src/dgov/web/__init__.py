@@ -1,0 +1,1 @@
+"""Web shell: base layout, navigation, portal and workbench home pages."""
