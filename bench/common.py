@@ -1,0 +1,61 @@
+"""Shared helpers for the benchmarks in bench/: bounded timing loops and plain-text tables."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# Benchmarks run from a checkout without installing the package.
+_SRC = Path(__file__).resolve().parent.parent / "src"
+if _SRC.is_dir() and str(_SRC) not in sys.path:
+    sys.path.insert(0, str(_SRC))
+
+
+def rate(func: Callable[[], object], seconds: float) -> float:
+    """Call ``func`` repeatedly for about ``seconds``; return calls per second."""
+    count = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        func()
+        count += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            return count / (now - start)
+
+
+def best_rates(contenders: dict[str, Callable[[], object]], seconds: float, rounds: int) -> dict[str, float]:
+    """Measure each contender in interleaved rounds; keep each one's best round.
+
+    Interleaving spreads background load over all contenders, and the best round is the one
+    least disturbed by it, so the ratio between contenders is what the code itself does.
+    """
+    best = dict.fromkeys(contenders, 0.0)
+    for _ in range(rounds):
+        for name, func in contenders.items():
+            best[name] = max(best[name], rate(func, seconds / rounds))
+    return best
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Format rows as a left/right aligned text table (numbers right-aligned)."""
+    cells = [[str(h) for h in headers]] + [[_fmt(value) for value in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i]) for i, cell in enumerate(row)
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
+
+
+def _fmt(value: object) -> str:
+    """Format a table cell."""
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
