@@ -32,6 +32,16 @@ class Organization(models.Model):
         on_delete=models.PROTECT,
         related_name="children",
     )
+    kind = models.CharField(
+        _("部门类别"),
+        max_length=16,
+        blank=True,
+        db_index=True,
+        help_text=_("如 GA（公安）、SCJG（市场监管）"),
+    )
+    # Vertically managed agencies (税务, 海关 …) answer to a national body outside the platform,
+    # so they have no parent here even though they sit at province/city level.
+    is_vertical = models.BooleanField(_("垂直管理"), default=False)
     duties = models.TextField(_("职能（三定）"), blank=True)
     is_active = models.BooleanField(_("有效"), default=True)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
