@@ -1,1 +1,73 @@
 """Shared fixtures for the whole suite."""
+
+from pathlib import Path
+
+import pytest
+
+import dgov
+
+TEST_PASSWORD = "Dgov-test-passw0rd"
+
+
+def pytest_sessionstart(session):
+    """Compile stale translation catalogues (.po → .mo) so English pages work without `make setup`."""
+    from dgov.kernel.management.commands.i18n_compile import compile_po, is_stale
+
+    for po_path in sorted(Path(dgov.__file__).parent.glob("**/locale/*/LC_MESSAGES/*.po")):
+        if is_stale(po_path):
+            compile_po(po_path)
+
+
+@pytest.fixture
+def user_password():
+    """The password of the users made by the fixtures below."""
+    return TEST_PASSWORD
+
+
+@pytest.fixture
+def province(db):
+    """The demo province's division (山东省, 370000) with one city below it."""
+    from dgov.kernel.models import Division
+
+    province = Division.objects.create(
+        code="370000", name="山东省", full_name="山东省", level=Division.Level.PROVINCE
+    )
+    Division.objects.create(
+        code="370100", name="济南市", full_name="山东省济南市", level=Division.Level.CITY, parent=province
+    )
+    return province
+
+
+@pytest.fixture
+def department(province):
+    """A provincial department (省公安厅) in the demo province."""
+    from dgov.kernel.models import Organization
+
+    return Organization.objects.create(
+        name="山东省公安厅",
+        short_name="省公安厅",
+        code="370000-GA",
+        uscc="11370000004312345X",
+        level=Organization.Level.PROVINCE,
+        division=province,
+    )
+
+
+@pytest.fixture
+def official(department, django_user_model):
+    """An official of ``department``; log in with password ``TEST_PASSWORD``."""
+    return django_user_model.objects.create_user(
+        username="official1",
+        password=TEST_PASSWORD,
+        kind="official",
+        display_name="张警官",
+        department=department,
+    )
+
+
+@pytest.fixture
+def citizen(db, django_user_model):
+    """A natural person (not allowed on the workbench); password ``TEST_PASSWORD``."""
+    return django_user_model.objects.create_user(
+        username="citizen1", password=TEST_PASSWORD, kind="person", display_name="李群众"
+    )

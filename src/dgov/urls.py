@@ -15,6 +15,12 @@ urlpatterns = [
     path("", include("dgov.web.urls")),
 ]
 
+# Error pages in the base layout, or problem+json for requests under /api/.
+handler400 = "dgov.web.views.bad_request"
+handler403 = "dgov.web.views.permission_denied"
+handler404 = "dgov.web.views.page_not_found"
+handler500 = "dgov.web.views.server_error"
+
 if settings.DEBUG:  # pragma: no cover - media served by the front proxy in production
     from django.conf.urls.static import static
 

@@ -2,9 +2,19 @@
 
 from ninja import NinjaAPI
 
+from dgov.api import problems
+from dgov.api.docs import LocalSwagger
+from dgov.api.meta import router as meta_router
+from dgov.kernel.api import router as kernel_router
+
 api = NinjaAPI(
     title="dgov API",
     version="1",
-    description="数字政府平台接口 — digital government platform API",
+    description="数字政府平台接口 — digital government platform API. Errors are RFC 9457 problem+json.",
     urls_namespace="api",
+    docs=LocalSwagger(),
 )
+problems.install(api)
+
+api.add_router("/", meta_router)
+api.add_router("/kernel/", kernel_router)
