@@ -61,6 +61,8 @@ if PRODUCTION:
 
 ALLOWED_HOSTS = env_list("DGOV_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DGOV_CSRF_TRUSTED_ORIGINS", "")
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For gives the audit log's client IP.
+TRUSTED_PROXIES = env_list("DGOV_TRUSTED_PROXIES", "")
 SITE_URL = env("DGOV_SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
@@ -88,6 +90,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "dgov.kernel.audit_context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dgov.kernel.observability.MetricsMiddleware",
@@ -163,10 +166,11 @@ USE_TZ = True
 # --- Static files: our own and those installed from npm -----------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 NODE_MODULES = Path(env("DGOV_NODE_MODULES", str(PROJECT_DIR / "node_modules")))
 STATICFILES_DIRS = [
     (f"vendor/{name}", NODE_MODULES / package / sub)
-    for name, package, sub in [("htmx", "htmx.org", "dist")]
+    for name, package, sub in [("htmx", "htmx.org", "dist"), ("swagger-ui", "swagger-ui-dist", "")]
     if (NODE_MODULES / package / sub).is_dir()
 ]
 STORAGES = {
@@ -206,6 +210,10 @@ TASKS = {
 }
 # The worker writes a heartbeat; /readyz reports it missing after this many seconds.
 WORKER_HEARTBEAT_MAX_AGE = int(env("DGOV_WORKER_HEARTBEAT_MAX_AGE", "30") or 30)
+# Outbox delivery: failed events retry after BASE·2^(n-1) seconds (capped), then turn "dead".
+OUTBOX_MAX_ATTEMPTS = int(env("DGOV_OUTBOX_MAX_ATTEMPTS", "8") or 8)
+OUTBOX_BACKOFF_BASE = float(env("DGOV_OUTBOX_BACKOFF_BASE", "2") or 2)
+OUTBOX_BACKOFF_MAX = float(env("DGOV_OUTBOX_BACKOFF_MAX", "3600") or 3600)
 
 # --- Keys and cryptography --------------------------------------------------------------------
 # The SM4 key-encryption key (KEK) that wraps every data key. Embedded mode generates one under
