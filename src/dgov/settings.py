@@ -223,6 +223,10 @@ MASTER_KEY_FILE = DATA_DIR / "keys" / "master.key"
 # Signed audit checkpoints are also appended here, outside the database, so that truncating the
 # audit table together with its checkpoint table is still detected.
 AUDIT_CHECKPOINT_FILE = Path(env("DGOV_AUDIT_CHECKPOINT_FILE", str(DATA_DIR / "audit-checkpoints.jsonl")))
+# How long a process trusts its cached keys and calendar before re-reading the database, so that
+# a rotation or a calendar override made by another process is picked up.
+KEY_CACHE_SECONDS = int(env("DGOV_KEY_CACHE_SECONDS", "60") or 60)
+CALENDAR_CACHE_SECONDS = int(env("DGOV_CALENDAR_CACHE_SECONDS", "300") or 300)
 AUDIT_CHECKPOINT_EVERY = int(env("DGOV_AUDIT_CHECKPOINT_EVERY", "1000") or 1000)
 
 # --- Notifications (simulated gateways record what a real provider would send) ------------------

@@ -17,8 +17,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 
 from dgov.api.problems import problem_response
-from dgov.kernel.models import AuditRecord, Division, Organization
+from dgov.kernel.models import Division
+from dgov.kernel.services import audit as audit_service
 from dgov.kernel.services import divisions as divisions_service
+from dgov.kernel.services import organizations as organizations_service
 from dgov.web import navigation
 from dgov.web.forms import DivisionSearchForm, LoginForm
 
@@ -137,10 +139,7 @@ def workbench(request):
     context = {"department": department, "division": None, "organizations": [], "organizations_total": 0}
     if department is not None:
         division = department.division
-        # Read-only query until the kernel offers a scoped organization listing for officials.
-        scope = Organization.objects.filter(
-            division__in=divisions_service.divisions_in_scope(division.code), is_active=True
-        ).select_related("division")
+        scope = organizations_service.organizations_in_scope(division.code)
         context.update(
             {
                 "division": division,
@@ -160,15 +159,13 @@ def _department_audit(department) -> list:
         return []
     # The audit log names actors by plain values (kind "user", id = primary key as text), not by
     # foreign key, so the department's officials are matched through a subquery on their ids.
-    # Read-only query until dgov.kernel.services.audit offers a reader.
     official_ids = (
         get_user_model()
         .objects.filter(department=department)
         .annotate(id_text=Cast("pk", CharField()))
         .values("id_text")
     )
-    records = AuditRecord.objects.filter(actor_kind="user", actor_id__in=official_ids).order_by("-seq")
-    return list(records[:WORKBENCH_CARD_LIMIT])
+    return audit_service.recent_records(actor_ids=official_ids, limit=WORKBENCH_CARD_LIMIT)
 
 
 # --- Error pages: the base layout for people, problem+json for the API -----------------------------

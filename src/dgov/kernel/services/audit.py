@@ -310,6 +310,14 @@ def record(
     return entry
 
 
+def recent_records(*, actor_kind: str = "user", actor_ids=None, limit: int = 20) -> list[AuditRecord]:
+    """The newest audit records, optionally only those by the given actors (ids or an id subquery)."""
+    qs = AuditRecord.objects.order_by("-seq")
+    if actor_ids is not None:
+        qs = qs.filter(actor_kind=actor_kind, actor_id__in=actor_ids)
+    return list(qs[:limit])
+
+
 def _checkpoint_file() -> Path | None:
     """Return the configured checkpoint file, or None when the file copy is switched off."""
     path = getattr(settings, "AUDIT_CHECKPOINT_FILE", None)
