@@ -54,6 +54,14 @@ if _control_socket:
     control_socket = _control_socket
 
 
+def child_exit(server, worker):
+    """Drop a dead worker process's live gauges from the aggregated /metrics (multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 class _JsonErrorFormatter(logging.Formatter):
     """gunicorn's own messages (start, signals, worker boots) as JSON lines like the app's logs."""
 

@@ -209,6 +209,9 @@ TASKS = {
     }
 }
 # The worker writes a heartbeat; /readyz reports it missing after this many seconds.
+# /metrics: with a token, scrapers send "Authorization: Bearer <token>"; without one, production
+# answers loopback clients only.
+METRICS_TOKEN = env("DGOV_METRICS_TOKEN", "")
 WORKER_HEARTBEAT_MAX_AGE = int(env("DGOV_WORKER_HEARTBEAT_MAX_AGE", "30") or 30)
 # Outbox delivery: failed events retry after BASE·2^(n-1) seconds (capped), then turn "dead".
 OUTBOX_MAX_ATTEMPTS = int(env("DGOV_OUTBOX_MAX_ATTEMPTS", "8") or 8)

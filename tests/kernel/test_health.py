@@ -68,3 +68,20 @@ def test_metrics_exposes_outbox_backlog(client):
     body = client.get("/metrics").content.decode()
     assert 'dgov_outbox_backlog{status="pending"} 1.0' in body
     assert "dgov_outbox_events_published_total" in body
+
+
+@pytest.mark.django_db
+def test_metrics_token_is_required_when_configured(client, settings):
+    settings.METRICS_TOKEN = "scrape-secret"
+    denied = client.get("/metrics")
+    assert denied.status_code == 403 and denied["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200
+
+
+@pytest.mark.django_db
+def test_metrics_in_production_without_token_answers_loopback_only(client, settings):
+    settings.METRICS_TOKEN = ""
+    settings.PRODUCTION = True
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200

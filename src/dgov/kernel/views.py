@@ -1,10 +1,20 @@
-"""Operational views (no login: they reveal no data; /metrics can be firewalled at the proxy)."""
+"""Operational views: liveness and readiness reveal no data and need no login; /metrics is guarded.
 
+/metrics answers a request that carries ``Authorization: Bearer <DGOV_METRICS_TOKEN>`` when that
+token is configured; without a token it answers only loopback clients (a scraper on the same host
+or behind the local proxy) in production, and everyone in the embedded mode.
+"""
+
+import hmac
 import logging
+import os
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+LOOPBACK = {"127.0.0.1", "::1"}
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +54,30 @@ def readyz(request):
     )
 
 
+def _metrics_allowed(request) -> bool:
+    """True when the scraper presents the metrics token, or (without one) may read metrics at all."""
+    token = settings.METRICS_TOKEN
+    if token:
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(presented.encode(), token.encode())
+    return not settings.PRODUCTION or request.META.get("REMOTE_ADDR") in LOOPBACK
+
+
 def metrics(request):
-    """Prometheus text exposition of the process's metrics (outbox backlog read fresh from the database)."""
+    """Prometheus text exposition of every dgov process's metrics (outbox backlog read fresh)."""
     from dgov.kernel.services.events import refresh_gauges
+
+    if not _metrics_allowed(request):
+        response = HttpResponse("forbidden\n", status=403, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
 
     try:
         refresh_gauges()
     except Exception:  # noqa: BLE001 - metrics must answer even when the database does not
         logger.warning("outbox gauges not refreshed", exc_info=True)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -84,7 +84,9 @@ EVENTS_FAILED = Counter(
 EVENTS_DEAD = Counter(
     "dgov_outbox_events_dead_total", "Outbox events given up after the last retry", ["event_type"]
 )
-OUTBOX_BACKLOG = Gauge("dgov_outbox_backlog", "Outbox events not delivered, by status", ["status"])
+OUTBOX_BACKLOG = Gauge(
+    "dgov_outbox_backlog", "Outbox events not delivered, by status", ["status"], multiprocess_mode="mostrecent"
+)
 
 # Kernel modules whose handlers the worker needs; other apps are found by autodiscover_modules.
 _KERNEL_HANDLER_MODULES = ("dgov.kernel.services.notify", "dgov.kernel.tasks")

@@ -29,6 +29,7 @@ import sys
 import time
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command, get_commands
@@ -96,11 +97,22 @@ def build_plan(
     env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", "dgov.settings"))
     env.update(DGOV_BIND=bind, DGOV_WEB_WORKERS=str(workers), DGOV_WEB_THREADS=str(threads))
     env["PYTHONUNBUFFERED"] = "1"
+    # gunicorn workers and the background worker each count their own metrics; prometheus_client's
+    # multiprocess mode lets /metrics, answered by any one process, report the sum of all of them.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.DATA_DIR / "prometheus"))
     web_cmd = [python, "-m", "gunicorn", "--config", "python:dgov.gunicorn_conf", "dgov.wsgi:application"]
     worker_cmd = (
         [python, "-m", "dgov.cli", "worker", "--interval", f"{worker_interval:g}"] if with_worker else None
     )
     return ServePlan(bind=bind, web_cmd=web_cmd, worker_cmd=worker_cmd, env=env)
+
+
+def reset_metrics_dir(path: str) -> None:
+    """Empty the multiprocess metrics directory: counters of a previous run must not carry over."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
 
 
 def _format_login(login) -> str:
@@ -286,6 +298,7 @@ class Command(BaseCommand):
             call_command("collectstatic", interactive=False, verbosity=0)
         if opts["demo"]:
             self.seed_demo()
+        reset_metrics_dir(plan.env["PROMETHEUS_MULTIPROC_DIR"])
         supervisor = Supervisor(plan, out=self.stdout)
         self.stdout.write(render_banner(plan, demo_logins()))
         self.stdout.flush()  # stdout may be a pipe or a log file: show the URLs now, not at exit
