@@ -18,6 +18,7 @@ threads at once.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -414,6 +415,27 @@ def clear_public_key_cache() -> None:
         _public_cache.clear()
 
 
+@contextlib.contextmanager
+def _sm2_digest_ctx(pkey, uid: bytes, init, what: str):
+    """An SM3 digest-sign/verify context bound to ``pkey`` and the distinguishing ID ``uid``."""
+    uid = _check_uid(uid)
+    mctx = _EVP_MD_CTX_new()
+    pctx = _EVP_PKEY_CTX_new_from_pkey(None, pkey.ptr, None)
+    try:
+        if not mctx or not pctx:
+            raise _openssl_error("cannot create an SM2 context")
+        if _EVP_PKEY_CTX_set1_id(pctx, uid, len(uid)) <= 0:
+            raise _openssl_error("cannot set the SM2 distinguishing ID")
+        _EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
+        if init(mctx, None, _SM3_MD, None, pkey.ptr) != 1:
+            raise _openssl_error(f"cannot start SM2 {what}")
+        yield mctx
+    finally:
+        # The MD context does not own a pkey context given through set_pkey_ctx: free both.
+        _EVP_MD_CTX_free(mctx)
+        _EVP_PKEY_CTX_free(pctx)
+
+
 class SM2PublicKey:
     """An SM2 public key: verifies signatures and encrypts. Immutable, so safely shared."""
 
@@ -490,23 +512,9 @@ class SM2PublicKey:
 
     def verify(self, signature: bytes, data: bytes, uid: bytes = DEFAULT_SM2_ID) -> bool:
         """Return whether ``signature`` (DER) is a valid SM2-with-SM3 signature of ``data`` by ``uid``."""
-        uid = _check_uid(uid)
         signature, data = _bytes(signature), _bytes(data)
-        mctx = _EVP_MD_CTX_new()
-        pctx = _EVP_PKEY_CTX_new_from_pkey(None, self._pkey.ptr, None)
-        try:
-            if not mctx or not pctx:
-                raise _openssl_error("cannot create an SM2 context")
-            if _EVP_PKEY_CTX_set1_id(pctx, uid, len(uid)) <= 0:
-                raise _openssl_error("cannot set the SM2 distinguishing ID")
-            _EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
-            if _EVP_DigestVerifyInit(mctx, None, _SM3_MD, None, self._pkey.ptr) != 1:
-                raise _openssl_error("cannot start SM2 verification")
+        with _sm2_digest_ctx(self._pkey, uid, _EVP_DigestVerifyInit, "verification") as mctx:
             ok = _EVP_DigestVerify(mctx, signature, len(signature), data, len(data)) == 1
-        finally:
-            # The MD context does not own a pkey context given through set_pkey_ctx.
-            _EVP_MD_CTX_free(mctx)
-            _EVP_PKEY_CTX_free(pctx)
         if not ok:
             # A malformed or wrong signature leaves reasons on the queue; they are not errors here.
             _ERR_clear_error()
@@ -647,26 +655,13 @@ class SM2PrivateKey:
 
     def sign(self, data: bytes, uid: bytes = DEFAULT_SM2_ID) -> bytes:
         """Sign ``data`` with SM2-with-SM3 as ``uid``; return the DER signature."""
-        uid = _check_uid(uid)
         data = _bytes(data)
-        mctx = _EVP_MD_CTX_new()
-        pctx = _EVP_PKEY_CTX_new_from_pkey(None, self._pkey.ptr, None)
-        try:
-            if not mctx or not pctx:
-                raise _openssl_error("cannot create an SM2 context")
-            if _EVP_PKEY_CTX_set1_id(pctx, uid, len(uid)) <= 0:
-                raise _openssl_error("cannot set the SM2 distinguishing ID")
-            _EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
-            if _EVP_DigestSignInit(mctx, None, _SM3_MD, None, self._pkey.ptr) != 1:
-                raise _openssl_error("cannot start SM2 signing")
+        with _sm2_digest_ctx(self._pkey, uid, _EVP_DigestSignInit, "signing") as mctx:
             size = c_size_t(_MAX_SIG_LEN)
             out = ctypes.create_string_buffer(_MAX_SIG_LEN)
             if _EVP_DigestSign(mctx, out, byref(size), data, len(data)) != 1:
                 raise _openssl_error("SM2 signing failed")
             return out.raw[: size.value]
-        finally:
-            _EVP_MD_CTX_free(mctx)
-            _EVP_PKEY_CTX_free(pctx)
 
     def decrypt(self, ciphertext: bytes) -> bytes:
         """Decrypt a GM/T 0009 ASN.1 ciphertext; raise CryptoError if it is corrupt or not for this key."""

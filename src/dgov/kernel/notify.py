@@ -286,7 +286,7 @@ class SimulatedSmsGateway:
         ).values_list("created_at", flat=True)
         recent = list(recent)
         last_minute = sum(1 for t in recent if t >= now - timedelta(minutes=1))
-        if last_minute >= self.per_minute or len(recent) >= self.per_hour:
+        def log(status, error_code=""):
             SentMessage.objects.create(
                 channel=SentMessage.Channel.SMS,
                 gateway=f"{type(self).__module__}.{type(self).__qualname__}",
@@ -296,22 +296,14 @@ class SimulatedSmsGateway:
                 template_code=template_code,
                 segments=self.segments(body),
                 provider_id=request_id,
-                status=SentMessage.Status.REJECTED,
-                error_code="BUSINESS_LIMIT_CONTROL",
+                status=status,
+                error_code=error_code,
             )
-            raise RateLimited("BUSINESS_LIMIT_CONTROL", "触发号码发送频率限制", request_id=request_id)
 
-        SentMessage.objects.create(
-            channel=SentMessage.Channel.SMS,
-            gateway=f"{type(self).__module__}.{type(self).__qualname__}",
-            to=to,
-            to_index=index,
-            body=body,
-            template_code=template_code,
-            segments=self.segments(body),
-            provider_id=request_id,
-            status=SentMessage.Status.SENT,
-        )
+        if last_minute >= self.per_minute or len(recent) >= self.per_hour:
+            log(SentMessage.Status.REJECTED, "BUSINESS_LIMIT_CONTROL")
+            raise RateLimited("BUSINESS_LIMIT_CONTROL", "触发号码发送频率限制", request_id=request_id)
+        log(SentMessage.Status.SENT)
         return request_id
 
 
