@@ -9,11 +9,16 @@ the API answers 401 problem+json.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
+from urllib.parse import unquote_plus
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from ninja.security import APIKeyCookie
+from django.utils.translation import gettext
+from ninja.security import APIKeyCookie, HttpBasicAuth
 
 
 class SessionAuth(APIKeyCookie):
@@ -31,3 +36,67 @@ class SessionAuth(APIKeyCookie):
 
 session_auth = SessionAuth()
 """The instance routes pass as ``auth=session_auth``."""
+
+
+# --- API clients (department systems) ---------------------------------------------------------
+
+
+class ClientAuth(HttpBasicAuth):
+    """An API client's credentials as ``Authorization: Basic base64(client_id:secret)`` (RFC 6749 §2.3.1).
+
+    As RFC 6749 asks, client_id and secret are form-urlencoded before base64 (ours are URL-safe,
+    so encoding changes nothing for them). A wrong, unknown or deactivated client yields None, so
+    the next auth class is tried and, when all refuse, the API answers 401 problem+json.
+    """
+
+    def __call__(self, request: HttpRequest) -> Any | None:
+        """Decode the header strictly (only the Basic scheme) and authenticate the pair."""
+        value = request.headers.get("Authorization", "")
+        scheme, _sep, encoded = value.strip().partition(" ")
+        if scheme.lower() != "basic" or not encoded.strip():
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            return None
+        client_id, sep, secret = decoded.partition(":")
+        if not sep:
+            return None
+        return self.authenticate(request, unquote_plus(client_id), unquote_plus(secret))
+
+    def authenticate(self, request: HttpRequest, username: str, password: str) -> Any | None:
+        """Return the authenticated ApiClient, or None."""
+        from dgov.identity.services import authenticate_client
+
+        return authenticate_client(username, password)
+
+
+client_auth = ClientAuth()
+"""API clients by HTTP Basic; routes that also serve officials list ``[client_auth, session_auth]``."""
+
+# What a logged-in official may do through the API without a client: read and write what their
+# department may (the registry's authority rules decide which records and fields). Unmasking
+# personal fields is a client scope only: pages have their own, per-view rules.
+OFFICIAL_SCOPES = frozenset({"registry:read", "registry:write"})
+
+
+def principal_scopes(principal: Any) -> frozenset[str]:
+    """The scopes of the authenticated principal: a client's granted scopes, an official's defaults."""
+    if principal is None:
+        return frozenset()
+    scopes = getattr(principal, "scopes", None)
+    if isinstance(scopes, list | tuple | set | frozenset):
+        return frozenset(scopes)
+    kind = getattr(principal, "kind", "")
+    if getattr(principal, "department_id", None) and kind in ("official", "admin"):
+        return OFFICIAL_SCOPES
+    if getattr(principal, "is_superuser", False) or kind == "admin":
+        # Administrators read everything; writing needs a department (one accountable source).
+        return frozenset({"registry:read"})
+    return frozenset()
+
+
+def require_scope(request: HttpRequest, scope: str) -> None:
+    """Raise PermissionDenied (403 problem+json) unless the request's principal holds ``scope``."""
+    if scope not in principal_scopes(getattr(request, "auth", None)):
+        raise PermissionDenied(gettext("当前凭证没有 %(scope)s 权限范围。") % {"scope": scope})

@@ -18,3 +18,4 @@ problems.install(api)
 
 api.add_router("/", meta_router)
 api.add_router("/kernel/", kernel_router)
+api.add_router("/registries/", "dgov.registry.api.router")

@@ -220,6 +220,11 @@ def _describe_actor(actor: Any) -> tuple[str, str, str]:
     if isinstance(actor, str):
         kind, sep, _rest = actor.partition(":")
         return (_clean(kind, 32) if sep and kind else "system"), "", _clean(actor, 200)
+    # Principals that are not users (API clients) name themselves, so their ids never pass for user ids.
+    describe = getattr(actor, "audit_identity", None)
+    if callable(describe):
+        kind, ident, label = describe()
+        return _clean(kind, 32), _clean(ident, 64), _clean(label, 200)
     if not getattr(actor, "is_authenticated", False):
         return "anonymous", "", "anonymous"
     username = actor.get_username()

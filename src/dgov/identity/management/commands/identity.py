@@ -1,0 +1,136 @@
+"""``dgov identity client create|list|rotate|deactivate``: manage API clients (接口客户端).
+
+``client create --name NAME --org CODE --scopes registry:read registry:write`` creates a client
+for the department with code CODE and prints its client_id and secret — the secret is shown only
+this once (it is stored as a keyed hash). ``client list`` shows every client without secrets;
+``client rotate CLIENT_ID`` prints a new secret; ``client deactivate CLIENT_ID`` stops a client.
+Each subcommand has its own handler so later identity subcommands can be added beside them.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from dgov.identity import services
+from dgov.identity.models import ApiClient
+from dgov.kernel.models import Organization
+
+
+def _when(value) -> str:
+    """A timestamp in the local time zone, or "-"."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _errors(exc: ValidationError) -> str:
+    """A ValidationError's messages on one line."""
+    return "；".join(exc.messages)
+
+
+class Command(BaseCommand):
+    """Identity administration from the command line (API clients for now)."""
+
+    help = "统一身份认证管理：client create/list/rotate/deactivate 管理接口客户端"
+
+    def add_arguments(self, parser):
+        """Declare ``client`` and its subcommands."""
+        groups = parser.add_subparsers(dest="group", required=True)
+        client = groups.add_parser("client", help=_("接口客户端"))
+        sub = client.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help=_("创建接口客户端并显示一次性密钥"))
+        create.add_argument("--name", required=True, help=_("客户端名称，如“省卫健委业务系统”"))
+        create.add_argument("--org", required=True, help=_("所属部门编码，如 370000-WJ"))
+        create.add_argument(
+            "--scopes",
+            nargs="+",
+            default=["registry:read"],
+            help=_("权限范围（可多个）：%(scopes)s") % {"scopes": ", ".join(services.API_SCOPES)},
+        )
+        create.add_argument("--client-id", default="", help=_("指定客户端标识（默认按部门编码生成）"))
+        sub.add_parser("list", help=_("列出接口客户端（不显示密钥）"))
+        rotate = sub.add_parser("rotate", help=_("更换客户端密钥并显示新密钥"))
+        rotate.add_argument("client_id")
+        deactivate = sub.add_parser("deactivate", help=_("停用客户端"))
+        deactivate.add_argument("client_id")
+        deactivate.add_argument("--reason", default="", help=_("停用原因"))
+
+    def handle(self, *args, **options):
+        """Dispatch to ``handle_<group>_<action>``."""
+        return getattr(self, f"handle_{options['group']}_{options['action']}")(**options)
+
+    @staticmethod
+    def _actor() -> str:
+        """The audit label of whoever runs the command."""
+        return f"system:cli:{getpass.getuser()}"
+
+    @staticmethod
+    def _client(client_id: str) -> ApiClient:
+        """The client with this id, or a CommandError."""
+        client = ApiClient.objects.select_related("organization").filter(client_id=client_id).first()
+        if client is None:
+            raise CommandError(_("客户端 %(id)s 不存在") % {"id": client_id})
+        return client
+
+    def handle_client_create(self, *, name: str, org: str, scopes: list[str], client_id: str = "", **options):
+        """Create a client and print its credentials once."""
+        organization = Organization.objects.filter(code=org).first()
+        if organization is None:
+            raise CommandError(_("部门 %(code)s 不存在") % {"code": org})
+        try:
+            client, secret = services.create_api_client(
+                name, organization, scopes, actor=self._actor(), client_id=client_id
+            )
+        except ValidationError as exc:
+            raise CommandError(_errors(exc)) from None
+        self.stdout.write(_("已创建接口客户端：%(name)s") % {"name": client.name})
+        self.stdout.write(f"client_id: {client.client_id}")
+        self.stdout.write(f"client_secret: {secret}")
+        self.stdout.write(_("密钥只显示这一次，请妥善保存；遗失后只能更换（client rotate）。"))
+
+    def handle_client_list(self, **options):
+        """Print every client as a table (no secrets)."""
+        clients = list(ApiClient.objects.select_related("organization").order_by("client_id"))
+        if not clients:
+            self.stdout.write(_("尚无接口客户端。"))
+            return
+        headers = [_("客户端标识"), _("名称"), _("部门"), _("权限范围"), _("状态"), _("最近使用")]
+        rows = [
+            [
+                c.client_id,
+                c.name,
+                c.organization.code,
+                ",".join(c.scopes or []),
+                _("启用") if c.is_active else _("停用"),
+                _when(c.last_used_at),
+            ]
+            for c in clients
+        ]
+        widths = [max(_width(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+        for row in [headers, *rows]:
+            self.stdout.write("  ".join(_pad(str(cell), widths[i]) for i, cell in enumerate(row)).rstrip())
+
+    def handle_client_rotate(self, *, client_id: str, **options):
+        """Give a client a new secret and print it once."""
+        secret = services.rotate_client_secret(self._client(client_id), actor=self._actor())
+        self.stdout.write(f"client_id: {client_id}")
+        self.stdout.write(f"client_secret: {secret}")
+        self.stdout.write(_("旧密钥已失效。新密钥只显示这一次，请妥善保存。"))
+
+    def handle_client_deactivate(self, *, client_id: str, reason: str = "", **options):
+        """Stop a client."""
+        services.deactivate_api_client(self._client(client_id), actor=self._actor(), reason=reason)
+        self.stdout.write(_("客户端 %(id)s 已停用。") % {"id": client_id})
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two columns."""
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    """Pad to a display width."""
+    return text + " " * (width - _width(text))
