@@ -1,71 +1,106 @@
-"""The demo province: valid, consistent, deterministic, seeded once."""
+"""The demo province: valid, consistent, written by the right sources, deterministic, seeded once."""
 
 import datetime as dt
+from collections import Counter, defaultdict
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from dgov.identity.models import User
-from dgov.kernel.fields import blind_index
 from dgov.kernel.models import AuditRecord, Division, Organization
 from dgov.kernel.services import audit
 from dgov.kernel.validators import validate_resident_id, validate_uscc
-from dgov.registry import demo
-from dgov.registry.models import DemoDataset, Enterprise, Household, Person
+from dgov.registry import demo, libraries, schema, services
+from dgov.registry.models import (
+    AccessLog,
+    CorrectionRequest,
+    Delegation,
+    DemoDataset,
+    Observation,
+    Record,
+    RecordChange,
+    RecordKey,
+    Registry,
+    RegistrySchema,
+)
 
 pytestmark = pytest.mark.django_db
 
 
-def _generate(persons=400, enterprises=40, seed=7):
+def _generate(persons=250, enterprises=40, seed=7):
     return demo.generate(province_code="370000", persons=persons, enterprises=enterprises, seed=seed)
+
+
+def _records(code):
+    """(record, decrypted values) of a registry, in insertion order."""
+    return [
+        (record, services.record_values_now(record))
+        for record in Record.objects.filter(registry__code=code).select_related("created_by_org").order_by("pk")
+    ]
+
+
+def _adult_on(birth: str) -> bool:
+    born = dt.date.fromisoformat(birth)
+    return born <= demo.TODAY.replace(year=demo.TODAY.year - 18)
 
 
 def test_demo_province_is_valid_and_consistent():
     report = _generate()
-    assert report.persons == Person.objects.count() == 400
-    assert report.enterprises == Enterprise.objects.count() == 40
-    assert report.households == Household.objects.count() > 50
+    persons = _records("population.person")
+    households = _records("population.household")
+    enterprises = _records("legal_entity.enterprise")
+    assert report.persons == len(persons) == 250
+    assert report.enterprises == len(enterprises) == 40
+    assert report.households == len(households) > 50
 
-    ids = [p.id_number for p in Person.objects.all()]
+    villages = {d.code: d for d in Division.objects.filter(level=Division.Level.VILLAGE, code__startswith="37")}
+    ids = [values["id_number"] for _r, values in persons]
     assert len(set(ids)) == len(ids)
-    for person in Person.objects.select_related("division__parent__parent", "household"):
-        validate_resident_id(person.id_number)
-        assert person.division.level == Division.Level.VILLAGE
-        assert person.division.code.startswith("37")
-        assert person.address.startswith(person.division.full_name)
-        assert person.household.address == person.address
-        expected_sex = "1" if int(person.id_number[16]) % 2 else "2"
-        assert person.sex == expected_sex
-        assert person.id_number[6:14] == person.birth_date.strftime("%Y%m%d")
+    person_by_uid = {}
+    for record, values in persons:
+        person_by_uid[str(record.uid)] = values
+        validate_resident_id(values["id_number"])
+        village = villages[values["division_code"]]  # persons live in (synthetic) villages of the province
+        assert record.division_code == village.code
+        assert values["address"].startswith(village.full_name)
+        assert values["sex"] == ("1" if int(values["id_number"][16]) % 2 else "2")
+        assert values["id_number"][6:14] == values["birth_date"].replace("-", "")
+        assert record.created_by_org.kind == "GA"
 
-    # every household has exactly one head
-    for household in Household.objects.all():
-        assert household.members.filter(relation=Person.Relation.HEAD).count() == 1
+    # every household has exactly one head, who is its `head`, and its members share its address
+    members = defaultdict(list)
+    for _record, values in persons:
+        members[values["household"]].append(values)
+    assert set(members) == {str(record.uid) for record, _v in households}
+    for record, values in households:
+        heads = [m for m in members[str(record.uid)] if m["relation"] == "head"]
+        assert len(heads) == 1
+        assert person_by_uid[values["head"]] is heads[0]
+        assert all(m["address"] == values["address"] for m in members[str(record.uid)])
 
-    adult_cutoff = dt.date.today() - dt.timedelta(days=365 * 18)
-    for enterprise in Enterprise.objects.select_related("legal_representative", "registration_authority"):
-        validate_uscc(enterprise.uscc)
-        assert enterprise.uscc[2:4] == "37"
-        assert enterprise.legal_representative.birth_date <= adult_cutoff
-        assert enterprise.registration_authority.name.endswith(("市场监督管理局", "市场监管局"))
+    market_authorities = set(Organization.objects.filter(kind="SCJG").values_list("code", flat=True))
+    for record, values in enterprises:
+        validate_uscc(values["uscc"])
+        assert values["uscc"][2:4] == "37"
+        representative = person_by_uid[values["legal_representative"]]  # exists, and is an adult
+        assert _adult_on(representative["birth_date"])
+        assert values["registration_authority"] in market_authorities
+        assert record.created_by_org.kind == "SCJG"
 
-
-def test_sensitive_fields_are_encrypted_and_found_by_blind_index():
-    _generate(persons=50, enterprises=0)
-    person = Person.objects.order_by("pk").first()
-    from django.db import connection
-
+    # personal values are sealed and found through the blind index
+    record, values = persons[0]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id_number, address FROM registry_person WHERE id = %s", [person.pk])
-        raw_id, raw_address = cursor.fetchone()
-    assert person.id_number not in raw_id and raw_id.startswith("v1:")
-    assert person.address not in raw_address
-    found = Person.objects.get(id_number_index=blind_index(person.id_number, purpose="id_number"))
-    assert found.pk == person.pk
+        cursor.execute("SELECT data, sealed FROM registry_record WHERE id = %s", [record.pk])
+        raw_data, raw_sealed = cursor.fetchone()
+    assert values["id_number"] not in str(raw_data) and values["id_number"] not in raw_sealed
+    assert raw_sealed.startswith("v1:")
+    assert "id_number" not in record.data and "address" not in record.data
+    registry = services.get_registry("population.person")
+    assert services.find_record(registry, "id_number", values["id_number"]).pk == record.pk
+    assert registry.owner.code == "370000-GAT"
 
-
-def test_demo_creates_departments_officials_and_logins():
-    _generate(persons=60, enterprises=5)
+    # departments, officials and the demo logins
     assert Organization.objects.filter(level=Organization.Level.PROVINCE).count() >= 10
     assert Organization.objects.filter(level=Organization.Level.COUNTY).exists()
     officials = User.objects.filter(kind=User.Kind.OFFICIAL)
@@ -78,35 +113,108 @@ def test_demo_creates_departments_officials_and_logins():
     assert User.objects.get(username="dsj_admin").department.code.endswith("-DSJ")
 
 
-def test_demo_is_deterministic():
-    _generate(persons=120, enterprises=10, seed=99)
-    first = sorted((p.name, p.id_number) for p in Person.objects.all())
-    first_usccs = sorted(Enterprise.objects.values_list("uscc", "name"))
-    Enterprise.objects.all().delete()
-    Person.objects.all().delete()
-    Household.objects.all().delete()
+def test_every_registry_has_valid_demo_records_from_their_sources():
+    report = _generate(persons=300, enterprises=60)
+    definitions = libraries.load_definitions()
+    codes = {d["code"] for d in definitions}
+    assert set(report.records) == codes
+    uids = {
+        code: {str(uid) for uid in Record.objects.filter(registry__code=code).values_list("uid", flat=True)}
+        for code in codes
+    }
+    for definition in definitions:
+        code = definition["code"]
+        registry = services.get_registry(code)
+        fields = services.registry_fields(registry)
+        rows = _records(code)
+        assert rows, f"{code} has no demo records"
+        assert len(rows) == report.records[code]
+        identifiers = set()
+        for record, values in rows:
+            # the generator wrote values in their cleaned form: validating them changes nothing
+            assert schema.clean_values(fields, values) == values, (code, values)
+            identifiers.add(values[registry.identifier_field])
+            for field in fields:
+                if field.type == "reference" and values.get(field.name):
+                    assert values[field.name] in uids[field.ref], (code, field.name)
+                if field.type == "resident_id" and values.get(field.name):
+                    validate_resident_id(values[field.name])
+                if field.type == "uscc" and values.get(field.name):
+                    validate_uscc(values[field.name])
+            assert record.division_code == (values.get(registry.scope_field) or "")
+        assert len(identifiers) == len(rows), f"{code}: duplicate identifiers"
+
+    # every record was written by its authoritative department
+    events = _records("population.event")
+    by_kind = Counter((values["kind"], record.created_by_org.kind) for record, values in events)
+    assert by_kind[("birth", "WJ")] > 0 and by_kind[("marriage", "MZ")] > 0 and by_kind[("divorce", "MZ")] > 0
+    assert {kind for kind, _source in by_kind} <= {"birth", "death", "marriage", "divorce"}
+    assert all(source == {"birth": "WJ", "death": "WJ"}.get(kind, "MZ") for kind, source in by_kind)
+    deaths = [values["person"] for _r, values in events if values["kind"] == "death"]
+    statuses = {str(r.uid): v["status"] for r, v in _records("population.person")}
+    assert all(statuses[uid] == "deceased" for uid in deaths)
+    # divisions: names by 民政, then centroids and boundaries added by 自然资源 as a second source
+    divisions = _records("spatial.division")
+    assert {r.created_by_org.kind for r, _v in divisions} == {"MZ"}
+    record, values = next((r, v) for r, v in divisions if v["code"] == "370100")
+    assert values["centroid"]["type"] == "Point" and values["boundary"]["type"] == "Polygon"
+    lon, lat = values["centroid"]["coordinates"]
+    assert 114.8 <= lon <= 122.7 and 34.4 <= lat <= 38.4  # inside Shandong's bounding box
+    change = RecordChange.objects.get(record=record)
+    assert change.source.kind == "ZRZY" and set(change.changes) == {"centroid", "boundary", "area_km2"}
+    expected = {
+        "credit.licence": "FGW",
+        "macro.indicator": "TJ",
+        "licence.index": "DSJ",
+        "social_security.insured": "RS",
+        "emergency.resource": "YJ",
+    }
+    for code, kind in expected.items():
+        assert {r.created_by_org.kind for r, _v in _records(code)} == {kind}, code
+
+
+def _snapshot():
+    """What must not depend on anything but the seed: uids, names, ID numbers, USCCs, events."""
+    persons = sorted((str(r.uid), v["name"], v["id_number"], v["household"]) for r, v in _records("population.person"))
+    enterprises = sorted((str(r.uid), v["uscc"], v["name"]) for r, v in _records("legal_entity.enterprise"))
+    events = sorted((v["document_no"], v["person"]) for _r, v in _records("population.event"))
+    counts = dict(Counter(Record.objects.values_list("registry__code", flat=True)))
+    return persons, enterprises, events, counts
+
+
+def _wipe():
+    """Remove everything the demo made except divisions (reference data) and keys."""
+    for model in (AccessLog, RecordChange, RecordKey, Observation, CorrectionRequest, Delegation, Record):
+        model.objects.all().delete()
+    Registry.objects.update(current_schema=None)
+    RegistrySchema.objects.all().delete()
+    Registry.objects.all().delete()
     DemoDataset.objects.all().delete()
     User.objects.all().delete()
-    Organization.objects.filter(parent__isnull=False, children__isnull=True).delete()
     while Organization.objects.exists():
         Organization.objects.filter(children__isnull=True).delete()
+    services.clear_caches()
+
+
+@pytest.mark.slow
+def test_demo_is_deterministic():
     _generate(persons=120, enterprises=10, seed=99)
-    assert sorted((p.name, p.id_number) for p in Person.objects.all()) == first
-    assert sorted(Enterprise.objects.values_list("uscc", "name")) == first_usccs
+    first = _snapshot()
+    _wipe()
+    _generate(persons=120, enterprises=10, seed=99)
+    assert _snapshot() == first
 
 
-def test_demo_is_audited_and_chain_stays_intact():
-    _generate(persons=30, enterprises=3)
-    record = AuditRecord.objects.filter(action="registry.demo.generate").get()
-    assert record.detail["persons"] == 30
-    assert audit.verify().ok
-
-
-def test_demo_command_seeds_once():
+def test_demo_command_seeds_once_and_is_audited():
     call_command("demo", "--persons", "40", "--enterprises", "4")
-    assert Person.objects.count() == 40
+    assert Record.objects.filter(registry__code="population.person").count() == 40
+    record = AuditRecord.objects.filter(action="registry.demo.generate").get()
+    assert record.detail["persons"] == 40
+    assert record.detail["records"]["population.person"] == 40
+    assert AuditRecord.objects.filter(action="registry.record.bulk_create").count() >= len(record.detail["records"])
+    assert audit.verify().ok
     with pytest.raises(CommandError):
         call_command("demo", "--persons", "40")
     call_command("demo", "--persons", "40", "--if-missing")
-    assert Person.objects.count() == 40
+    assert Record.objects.filter(registry__code="population.person").count() == 40
     assert DemoDataset.objects.count() == 1

@@ -45,3 +45,77 @@ INDUSTRIES = (
 
 SHOPS = ("便利店", "小吃店", "五金店", "理发店", "水果店", "服装店", "维修部", "超市")
 CROPS = ("蔬菜", "果品", "小麦", "花生", "苹果", "生姜")
+
+# Administrative licences for 双公示: (decision title, certificate, number prefix, deciding department kinds in
+# order of preference from county up, licence category, years valid or 0 for long-term, content).
+LICENCES = (
+    ("食品经营许可决定书", "食品经营许可证", "JY", ("XZSP", "SCJG"), "general", 5,
+     "准予食品经营许可：预包装食品（含冷藏冷冻食品）销售；散装食品销售；热食类食品制售。"),
+    ("道路运输经营许可决定书", "道路运输经营许可证", "DY", ("XZSP", "JT"), "general", 4,
+     "准予从事道路普通货物运输经营。"),
+    ("建筑业企业资质许可决定书", "建筑业企业资质证书", "D", ("XZSP", "ZJ"), "recognition", 5,
+     "准予建筑工程施工总承包三级资质。"),
+    ("排污许可决定书", "排污许可证", "PW", ("XZSP", "STHJ"), "general", 5,
+     "准予按许可的排放浓度、排放量排放大气污染物和水污染物。"),
+    ("公共场所卫生许可决定书", "公共场所卫生许可证", "WS", ("XZSP", "WJ"), "general", 4,
+     "准予经营住宿、美容美发公共场所。"),
+)
+
+# Administrative penalties: (violation, facts, legal basis, deciding department kind, category, fine range in yuan).
+PENALTIES = (
+    ("销售不符合食品安全标准的食品", "经抽检，当事人销售的食品菌落总数不符合食品安全国家标准。",
+     "《中华人民共和国食品安全法》第一百二十四条", "SCJG", "fine", (5000, 50000)),
+    ("发布虚假广告", "当事人在其网店页面发布含有虚假内容的商品广告。",
+     "《中华人民共和国广告法》第五十五条", "SCJG", "fine", (20000, 200000)),
+    ("不明码标价", "当事人经营场所销售的商品未按规定明码标价。",
+     "《中华人民共和国价格法》第四十二条", "SCJG", "warning", (0, 0)),
+    ("虚假宣传", "当事人对其商品的性能、功能作虚假的商业宣传。",
+     "《中华人民共和国反不正当竞争法》第二十条", "SCJG", "fine", (100000, 500000)),
+    ("未取得排污许可证排放污染物", "当事人未取得排污许可证，擅自排放工业废水。",
+     "《排污许可管理条例》第三十三条", "STHJ", "fine", (200000, 1000000)),
+    ("未取得道路运输经营许可擅自从事道路运输经营", "当事人未取得道路运输经营许可，擅自从事普通货物运输。",
+     "《中华人民共和国道路运输条例》第六十三条", "JT", "fine", (10000, 100000)),
+)
+
+# Red and black lists: (list type, list name, reason, basis, listing department kind).
+CREDIT_LISTS = (
+    ("red", "纳税信用A级纳税人名单", "年度纳税信用评价为A级。", "《纳税信用管理办法（试行）》", "SW"),
+    ("red", "守合同重信用企业名单", "连续两年履约情况良好，经公示无异议。", "省守合同重信用企业公示办法", "SCJG"),
+    ("black", "严重违法失信名单", "因虚假宣传、发布虚假广告被处以较重行政处罚，情节严重。",
+     "《市场监督管理严重违法失信名单管理办法》", "SCJG"),
+    ("black", "拖欠农民工工资失信联合惩戒对象名单", "拖欠农民工工资，经责令限期支付逾期未支付。",
+     "《拖欠农民工工资失信联合惩戒对象名单管理暂行办法》", "RS"),
+)
+
+# Economic indicators: (code, name, unit, kind, base value for a city per quarter, spread).
+# kind "sum": the province is the sum of its cities; "rate": the province is their mean.
+INDICATORS = (
+    ("GDP", "地区生产总值", "亿元", "sum", 1500, 0.6),
+    ("GDP_GROWTH", "地区生产总值增长率", "%", "rate", 5.5, 0.25),
+    ("VAI_GROWTH", "规模以上工业增加值增长率", "%", "rate", 7.0, 0.35),
+    ("RETAIL", "社会消费品零售总额", "亿元", "sum", 650, 0.6),
+    ("FAI_GROWTH", "固定资产投资增长率", "%", "rate", 4.0, 0.8),
+    ("REVENUE", "一般公共预算收入", "亿元", "sum", 110, 0.6),
+    ("INCOME_URBAN", "城镇居民人均可支配收入", "元", "rate", 13000, 0.2),
+    ("CPI", "居民消费价格指数（上年同期=100）", "上年同期=100", "rate", 100.4, 0.004),
+)
+
+# Points of interest per county: (category, name pattern with {county}).
+POIS = (
+    ("service_center", "{county}政务服务中心"),
+    ("government", "{county}人民政府"),
+    ("hospital", "{county}人民医院"),
+    ("school", "{county}第一中学"),
+    ("park", "{county}人民公园"),
+    ("transport", "{county}汽车站"),
+)
+
+# Emergency resources per county: (kind, name pattern, category, capacity range, unit).
+EMERGENCY_RESOURCES = (
+    ("shelter", "{county}中心广场应急避难场所", "Ⅱ类", (3000, 20000), "人"),
+    ("shelter", "{county}体育场应急避难场所", "Ⅲ类", (1000, 8000), "人"),
+    ("warehouse", "{county}应急物资储备库", "综合", (500, 5000), "平方米"),
+    ("supply", "{county}储备救灾帐篷", "帐篷", (100, 2000), "顶"),
+    ("supply", "{county}储备棉被", "被服", (500, 10000), "床"),
+    ("team", "{county}综合应急救援大队", "综合救援", (30, 150), "人"),
+)

@@ -8,7 +8,7 @@ from dgov.registry import demo
 
 
 class Command(BaseCommand):
-    """Seed the demo province: divisions, departments, officials, persons, households, enterprises."""
+    """Seed the demo province: divisions, departments, officials, the libraries and records in every registry."""
 
     help = "Generate the demo province (生成演示省份数据). Runs once per database; --if-missing makes a repeat a no-op."
 
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             f"演示省份已生成 (demo province generated): {report.divisions} divisions, "
-            f"{report.organizations} departments, {report.officials} accounts, {report.households} households, "
-            f"{report.persons} persons, {report.enterprises} enterprises in {report.seconds['total']} s "
-            f"{report.seconds}"
+            f"{report.organizations} departments, {report.officials} accounts, {report.registries} registries, "
+            f"{report.households} households, {report.persons} persons, {report.enterprises} enterprises, "
+            f"{sum(report.records.values())} records in all, in {report.seconds['total']} s {report.seconds}"
         )
