@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("workbench/registries/", include("dgov.registry.urls")),
     path("", include("dgov.web.urls")),
 ]
 

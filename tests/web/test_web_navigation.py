@@ -68,8 +68,10 @@ def test_workbench_entries_only_for_officials_and_admins():
     assert navigation.links("workbench", user=_user("person")) == []
     assert navigation.links("workbench", user=_user("enterprise")) == []
     assert navigation.links("workbench", user=_user("official", authenticated=False)) == []
-    assert [link.key for link in navigation.links("workbench", user=_user("official"))] == ["home"]
-    assert [link.key for link in navigation.links("workbench", user=_user("admin"))] == ["home"]
+    every = [entry.key for entry in navigation.registered("workbench")]  # apps add their own entries
+    assert every[0] == "home"
+    assert [link.key for link in navigation.links("workbench", user=_user("official"))] == every
+    assert [link.key for link in navigation.links("workbench", user=_user("admin"))] == every
 
 
 def test_active_entry_is_the_longest_matching_url():
