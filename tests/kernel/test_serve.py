@@ -201,15 +201,13 @@ def _smoke_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _wait_until_ready(proc, base: str, tmp_path: Path) -> int:
-    """Wait for /healthz and /readyz to answer 200; return how many /healthz calls answered 200."""
+def _wait_until_ready(proc, base: str, tmp_path: Path) -> None:
+    """Wait for /healthz and /readyz to answer 200."""
     deadline = time.monotonic() + 60
     health = ready = body = None
-    healthy = 0
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             health = _get(base + "/healthz")[0]
-            healthy += health == 200
             ready, body = _get(base + "/readyz")
             if health == 200 and ready == 200:
                 break
@@ -223,7 +221,15 @@ def _wait_until_ready(proc, base: str, tmp_path: Path) -> int:
     assert f"{base}/workbench/" in output
     access = [json.loads(line) for line in output.splitlines() if '"gunicorn.access"' in line]
     assert any(a["path"] == "/healthz" and a["status"] == 200 and a["request_id"] != "-" for a in access)
-    return healthy
+
+
+def _healthz_count(base: str) -> tuple[float, str]:
+    """The summed count of answered /healthz requests in /metrics, and the whole exposition."""
+    status, body = _get(base + "/metrics")
+    assert status == 200
+    text = body.decode()
+    line = 'dgov_http_requests_total{method="GET",route="healthz",status="200"}'
+    return next(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line)), text
 
 
 @pytest.mark.slow
@@ -250,17 +256,14 @@ def test_serve_starts_gunicorn_and_worker(tmp_path):
             stderr=subprocess.STDOUT,
         )
         try:
-            healthy = _wait_until_ready(proc, base, tmp_path)
+            _wait_until_ready(proc, base, tmp_path)
+            before, _text = _healthz_count(base)
             for _ in range(20):
                 assert _get(base + "/healthz")[0] == 200
-            # /metrics sums every process (two gunicorn workers and the background worker), so
-            # the count is exact whichever worker answered which request.
-            status, body = _get(base + "/metrics")
-            assert status == 200
-            text = body.decode()
-            line = 'dgov_http_requests_total{method="GET",route="healthz",status="200"}'
-            counted = next(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line))
-            assert counted == healthy + 20
+            # /metrics sums every process (two gunicorn workers and the background worker), so the
+            # count grows by exactly 20 whichever gunicorn worker answered which request.
+            after, text = _healthz_count(base)
+            assert after - before == 20
             assert "dgov_worker_tasks_total" in text  # counted in the worker process, not in gunicorn
         finally:
             proc.send_signal(signal.SIGTERM)
