@@ -960,17 +960,7 @@ class _Import:
             wanted = {str(cleaned[f.name]) for _line, cleaned in batch if cleaned.get(f.name)}
             if not wanted:
                 continue
-            target = Registry.objects.filter(code=f.ref).values_list("pk", flat=True).first()
-            found: set[str] = set()
-            if target is not None:
-                ordered = sorted(wanted)
-                for start in range(0, len(ordered), _QUERY_CHUNK):
-                    found.update(
-                        str(uid)
-                        for uid in Record.objects.filter(
-                            registry_id=target, deleted_at__isnull=True, uid__in=ordered[start : start + _QUERY_CHUNK]
-                        ).values_list("uid", flat=True)
-                    )
+            found = services.live_uids(f.ref, wanted)
             for line, cleaned in batch:
                 value = cleaned.get(f.name)
                 if value and str(value) not in found:

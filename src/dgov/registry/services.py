@@ -666,21 +666,26 @@ def _missing_references(fields: dict[str, FieldDef], rows: list[dict]) -> dict[s
         if field.type != "reference":
             continue
         wanted = {row[field.name] for row in rows if row.get(field.name)}
-        if not wanted:
-            continue
-        target = Registry.objects.filter(code=field.ref).values_list("pk", flat=True).first()
-        found: set[str] = set()
-        if target is not None:
-            ordered = sorted(wanted)
-            for start in range(0, len(ordered), _QUERY_CHUNK):
-                found.update(
-                    str(uid)
-                    for uid in Record.objects.filter(
-                        registry_id=target, deleted_at__isnull=True, uid__in=ordered[start : start + _QUERY_CHUNK]
-                    ).values_list("uid", flat=True)
-                )
-        missing[field.name] = wanted - found
+        if wanted:
+            missing[field.name] = wanted - live_uids(field.ref, wanted)
     return missing
+
+
+def live_uids(registry_code: str, uids) -> set[str]:
+    """Those of ``uids`` (as text) that name a live (not deleted) record of the registry ``registry_code``."""
+    target = Registry.objects.filter(code=registry_code).values_list("pk", flat=True).first()
+    found: set[str] = set()
+    if target is None:
+        return found
+    ordered = sorted({str(uid) for uid in uids})
+    for start in range(0, len(ordered), _QUERY_CHUNK):
+        found.update(
+            str(uid)
+            for uid in Record.objects.filter(
+                registry_id=target, deleted_at__isnull=True, uid__in=ordered[start : start + _QUERY_CHUNK]
+            ).values_list("uid", flat=True)
+        )
+    return found
 
 
 def _reference_errors(fields: dict[str, FieldDef], values: dict) -> dict[str, list[str]]:
