@@ -1374,6 +1374,18 @@ def _may_delete(registry: Registry, department: Organization | None, division_co
     return can_write(registry, registry.identifier_field, department, division_code=division_code)
 
 
+def _set_deleted(locked: Record, kind: str, *, department, actor, reason: str) -> None:
+    """Soft-delete (kind DELETE) or restore (kind RESTORE) a locked record and write its history entry."""
+    now = timezone.now()
+    RecordChange.objects.create(
+        record=locked, kind=kind, source=department, actor=_actor_label(actor), reason=reason, at=now
+    )
+    locked.deleted_at = now if kind == RecordChange.Kind.DELETE else None
+    locked.updated_at = now
+    locked.version += 1
+    locked.save(update_fields=["deleted_at", "updated_at", "version"])
+
+
 def delete_record(record: Record, *, actor, source: Organization | None = None, reason: str) -> Record:
     """Soft-delete a record (owner or identifier authority only); frees its unique values. Audited."""
     registry = record.registry
@@ -1392,19 +1404,7 @@ def delete_record(record: Record, *, actor, source: Organization | None = None, 
                     registry=registry,
                     message=_("只有牵头部门或标识字段的权威来源可以删除记录"),
                 )
-            now = timezone.now()
-            RecordChange.objects.create(
-                record=locked,
-                kind=RecordChange.Kind.DELETE,
-                source=department,
-                actor=_actor_label(actor),
-                reason=reason,
-                at=now,
-            )
-            locked.deleted_at = now
-            locked.updated_at = now
-            locked.version += 1
-            locked.save(update_fields=["deleted_at", "updated_at", "version"])
+            _set_deleted(locked, RecordChange.Kind.DELETE, department=department, actor=actor, reason=reason)
             RecordKey.objects.filter(record=locked).delete()
             audit.record(
                 "registry.record.delete",
@@ -1448,19 +1448,7 @@ def restore_record(record: Record, *, actor, source: Organization | None = None,
             }
             if errors:
                 raise RecordValidationError(errors)
-            now = timezone.now()
-            RecordChange.objects.create(
-                record=locked,
-                kind=RecordChange.Kind.RESTORE,
-                source=department,
-                actor=_actor_label(actor),
-                reason=reason,
-                at=now,
-            )
-            locked.deleted_at = None
-            locked.updated_at = now
-            locked.version += 1
-            locked.save(update_fields=["deleted_at", "updated_at", "version"])
+            _set_deleted(locked, RecordChange.Kind.RESTORE, department=department, actor=actor, reason=reason)
             _insert_keys(registry, locked, keys, fields)
             audit.record(
                 "registry.record.restore",
