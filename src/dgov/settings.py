@@ -133,8 +133,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    if TESTING:
-        DATABASES["default"]["TEST"] = {"NAME": env("DGOV_TEST_SQLITE", "")} if env("DGOV_TEST_SQLITE") else {}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "identity.User"

@@ -1,7 +1,6 @@
 """Top-level URL map: portal and workbench pages, admin, API, health and metrics."""
 
 from django.conf import settings
-from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 
@@ -26,5 +25,3 @@ if settings.DEBUG:  # pragma: no cover - media served by the front proxy in prod
     from django.conf.urls.static import static
 
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
-
-__all__ = ["urlpatterns", "i18n_patterns"]
