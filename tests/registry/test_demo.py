@@ -110,6 +110,14 @@ def test_demo_province_is_valid_and_consistent():
     assert {login["username"] for login in logins} >= {"admin", "dsj_admin", "citizen"}
     admin = User.objects.get(username="admin")
     assert admin.check_password(demo.DEMO_PASSWORD) and admin.is_superuser
+    # officials and the administrator have the published demo TOTP secret as their second factor (ADR 0012)
+    from dgov.identity import services as identity_services
+
+    assert identity_services.mfa_methods(admin) == ["totp"]
+    assert not officials.exclude(mfa_methods__confirmed_at__isnull=False).exists()
+    by_name = {login["username"]: login for login in logins}
+    assert by_name["admin"]["totp_secret"] == demo.DEMO_TOTP_SECRET and "totp_secret" not in by_name["citizen"]
+    assert admin.phone == "+8613900000001"
     assert User.objects.get(username="dsj_admin").department.code.endswith("-DSJ")
 
 

@@ -3,6 +3,7 @@
 import json
 import shutil
 import uuid
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -320,3 +321,34 @@ def test_bulk_rows_may_name_their_uid(owners):
             source=owners["YJ"],
         )
     assert "row 1: _uid" in caught.value.errors
+
+
+def test_update_fields_applies_shipped_labels_and_rules_to_installed_registries(owners, library_dir):
+    """An installation made before enum labels and conditional authority gets them with --update-fields."""
+
+    def strip(data):
+        for entry in data["registries"]:
+            for item in entry["fields"]:
+                item.pop("authority_by_value", None)
+                if item.get("type") == "enum":
+                    item["choices"] = [c["value"] if isinstance(c, dict) else c for c in item["choices"]]
+
+    _edit(library_dir / "population.json", strip)
+    libraries.install_libraries(
+        actor="system:test", province_code="370000", definitions=libraries.load_definitions(library_dir)
+    )
+    events = services.get_registry("population.event")
+    assert not next(f for f in services.registry_fields(events) if f.name == "kind").authority_by_value
+    report = libraries.install_libraries(actor="system:test", province_code="370000")
+    assert "kind" in report.drifted["population.event"] and "population.event" in report.unchanged
+    out = StringIO()
+    call_command("registry", "install", "--update-fields", "--province", "370000", stdout=out)
+    assert "updated population.event: kind" in out.getvalue()
+    events = services.get_registry("population.event")
+    assert events.current_schema.version == 2
+    kind = next(f for f in services.registry_fields(events) if f.name == "kind")
+    assert kind.authority_rules()["birth"] == ("WJ",)
+    sex = next(f for f in services.registry_fields(services.get_registry("population.person")) if f.name == "sex")
+    assert sex.choice_label("2") == "女"
+    again = libraries.install_libraries(actor="system:test", province_code="370000", update_fields=True)
+    assert not again.upgraded and not again.updated

@@ -40,6 +40,7 @@ __all__ = [
     "SM2PublicKey",
     "clear_public_key_cache",
     "hmac_sm3",
+    "keyed_hmac_sm3",
     "sm2_ciphertext_from_raw",
     "sm2_ciphertext_to_raw",
     "sm2_signature_from_raw",
@@ -78,6 +79,11 @@ def hmac_sm3(key: bytes, data: bytes) -> bytes:
     mac = _hmac.HMAC(key, hashes.SM3())
     mac.update(data)
     return mac.finalize()
+
+
+def keyed_hmac_sm3(key: bytes) -> _hmac.HMAC:
+    """An HMAC-SM3 state keyed with ``key``: ``.copy()`` it per message (keying once is ~3x faster for many)."""
+    return _hmac.HMAC(key, hashes.SM3())
 
 
 # Data keys are few and used for many values: keep their cipher objects (bounded, cleared when full).

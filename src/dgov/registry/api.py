@@ -78,7 +78,7 @@ from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
-from dgov.api.auth import client_auth, principal_scopes, require_scope, session_auth
+from dgov.api.auth import bearer_auth, client_auth, principal_scopes, require_scope, session_auth
 from dgov.identity.services import client_names
 from dgov.kernel.fields import blind_index
 from dgov.kernel.masking import mask_name
@@ -87,7 +87,7 @@ from dgov.registry import schema as registry_schema
 from dgov.registry import services
 from dgov.registry.models import AccessLog, Record, Registry, RegistrySchema
 
-router = Router(tags=["registries"], auth=[client_auth, session_auth])
+router = Router(tags=["registries"], auth=[client_auth, bearer_auth, session_auth])
 
 READ_SCOPE = "registry:read"
 WRITE_SCOPE = "registry:write"
@@ -818,14 +818,7 @@ def update_entries(
         # Authority is checked for every record before anything is written: the engine audits a
         # refusal in its own savepoint, which our all-or-nothing transaction below would roll back.
         for record in records:
-            divisions = [record.division_code]
-            if registry.scope_field in changes:
-                divisions.append(str(changes[registry.scope_field] or ""))
-            if any(
-                not services.can_write(registry, name, department, division_code=code)
-                for name in changes
-                for code in divisions
-            ):
+            if services.refused_changes(record, changes, department=department):
                 # Raises NotAuthoritative (403) and leaves the "denied" audit record.
                 services.update_record(record, body.write.content, actor=request.auth, reason=body.reason)
     uuids = []

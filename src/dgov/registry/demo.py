@@ -40,6 +40,7 @@ from decimal import Decimal
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
+from dgov.identity import services as identity_services
 from dgov.identity.models import User
 from dgov.kernel.models import Division, Organization
 from dgov.kernel.services import audit, divisions, organizations
@@ -49,6 +50,18 @@ from dgov.registry import libraries, services
 from dgov.registry.models import DemoDataset, Record
 
 DEMO_PASSWORD = "dgov-demo-2026"  # noqa: S105 - published demo credential, embedded mode only
+# Officials and administrators must pass a second factor: the demo gives them all this published
+# TOTP secret (ADR 0012); `dgov identity mfa code` prints its current code.
+DEMO_TOTP_SECRET = identity_services.DEMO_TOTP_SECRET
+# Fictitious mobile numbers of the fixed demo accounts (SMS codes land in the simulated gateway).
+DEMO_PHONES = {
+    "admin": "13900000001",
+    "dsj_admin": "13900000002",
+    "zwfw_window": "13900000003",
+    "gat_official": "13900000004",
+    "citizen": "13900000005",
+    "enterprise": "13900000006",
+}
 DEMO_ACTOR = "system:demo"
 BATCH = 2000
 TODAY = dt.date(2026, 11, 1)  # the demo's "today": fixed, so that ages and dates are deterministic
@@ -95,11 +108,17 @@ def demo_logins() -> list[dict[str, str]]:
     """The demo accounts with their password and role, for `make run` to print."""
     if not is_seeded():
         return []
-    return [
-        {"username": username, "password": DEMO_PASSWORD, "role": role}
-        for username, *_rest, role in DEMO_ACCOUNTS
-        if User.objects.filter(username=username).exists()
-    ]
+    logins = []
+    for username, *_rest, role in DEMO_ACCOUNTS:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            continue
+        login = {"username": username, "password": DEMO_PASSWORD, "role": role}
+        if identity_services.mfa_required(user):
+            login["totp_secret"] = DEMO_TOTP_SECRET
+            login["role"] = f"{role}; 动态口令 TOTP {DEMO_TOTP_SECRET} (dgov identity mfa code)"
+        logins.append(login)
+    return logins
 
 
 # --- Names, people, places ------------------------------------------------------------------------------
@@ -988,6 +1007,12 @@ def _ensure_officials(rng: random.Random, orgs: list[Organization]) -> int:
                 )
             )
     User.objects.bulk_create(users, batch_size=BATCH)
+    for user in users[: len(DEMO_ACCOUNTS)]:
+        user.phone = DEMO_PHONES.get(user.username, "")
+        user.save(update_fields=["phone"])
+    identity_services.provision_totp(
+        [u for u in users if identity_services.mfa_required(u)], DEMO_TOTP_SECRET, actor=DEMO_ACTOR
+    )
     return len(users)
 
 

@@ -62,8 +62,8 @@ def field_label(field) -> str:
 
 
 def choice_pairs(field) -> list[tuple[str, str]]:
-    """The (value, label) pairs of an enum field (a schema's choices are their own labels)."""
-    return [(str(choice), str(choice)) for choice in field.choices or ()]
+    """The (code, label) pairs of an enum field: labels in the active language, the code when a choice has none."""
+    return [(str(choice), field.choice_label(choice)) for choice in field.choices or ()]
 
 
 def display_text(field, value) -> str:
@@ -331,7 +331,7 @@ class SchemaFieldForm(forms.Form):
         label=_("可选值"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=_("枚举类型必填，每行一个"),
+        help_text=_("枚举类型必填，每行一个：代码，或“代码|中文名称|英文名称”，如 1|男|Male"),
     )
     ref = forms.CharField(
         label=_("引用的信息库"), max_length=64, required=False, help_text=_("引用类型必填，如 population.person")
@@ -348,6 +348,17 @@ class SchemaFieldForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["type"].choices = [(t, f"{TYPE_LABELS.get(t, t)} ({t})") for t in schema.FIELD_TYPES]
         self.fields["sensitivity"].choices = [(s, SENSITIVITY_LABELS.get(s, s)) for s in schema.SENSITIVITY]
+
+    def clean_choices(self):
+        """Each line is a code, or ``code|中文名称|English label`` (the schema checks the rest)."""
+        text = self.cleaned_data.get("choices") or ""
+        for line in text.splitlines():
+            parts = [part.strip() for part in line.split("|")]
+            if line.strip() and (len(parts) > 3 or not parts[0]):
+                raise forms.ValidationError(
+                    _("“%(line)s”格式不对：每行应为代码，或“代码|中文名称|英文名称”") % {"line": line.strip()[:40]}
+                )
+        return text
 
     def definition(self) -> dict:
         """The new field as a definition dict (only the keys that were given)."""
@@ -370,7 +381,18 @@ class SchemaFieldForm(forms.Form):
             if data.get(key) is not None:
                 number = data[key]
                 definition[key] = int(number) if number == number.to_integral_value() else float(number)
-        choices = [line.strip() for line in (data.get("choices") or "").splitlines() if line.strip()]
+        choices = [_choice(line) for line in (data.get("choices") or "").splitlines() if line.strip()]
         if choices:
             definition["choices"] = choices
         return definition
+
+
+def _choice(line: str):
+    """One typed choice: ``code`` stays a string, ``code|label|label_en`` becomes a labelled choice."""
+    parts = [part.strip() for part in line.split("|")]
+    if len(parts) == 1:
+        return parts[0]
+    choice = {"value": parts[0], "label": parts[1]}
+    if len(parts) > 2 and parts[2]:
+        choice["label_en"] = parts[2]
+    return choice

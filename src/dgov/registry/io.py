@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -54,10 +55,10 @@ from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from dgov.kernel.fields import blind_index
+from dgov.kernel.fields import blind_index, blind_index_key
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit
-from dgov.registry import schema, services
+from dgov.registry import bulk, schema, services
 from dgov.registry.models import AccessLog, Record, RecordKey, Registry
 
 __all__ = [
@@ -665,17 +666,18 @@ def _audit_detail(report: ImportReport, source: Organization) -> dict:
 
 
 def _parse_rows(source_rows: Iterator[tuple[int, list]], pairs: list[tuple[int, str]], width: int, clean):
-    """Turn file rows into ``(line, cleaned, errors, raw)``: cleaned values, or errors with the raw cells.
+    """Turn file rows into ``(line, cleaned, errors, raw, None)``: cleaned values, or errors with the raw cells.
 
-    Pure work (no database), shared by the inline path and the worker process. Blank lines and
-    rows of empty cells are skipped; decoding and CSV syntax errors propagate to the caller.
+    Pure work (no database), shared by the inline path and the worker process (which fills the
+    last item, the row as stored, see ``bulk.RowSealer``). Blank lines and rows of empty cells are
+    skipped; decoding and CSV syntax errors propagate to the caller.
     """
     for line, cells in source_rows:
         if not cells:
             continue  # a blank line
         first = cells[0]
         if isinstance(first, _JsonError):
-            yield line, None, [("", _("不是有效的 JSON：%(error)s") % {"error": first.message})], None
+            yield line, None, [("", _("不是有效的 JSON：%(error)s") % {"error": first.message})], None, None
             continue
         raw = {}
         for position, name in pairs:
@@ -685,14 +687,15 @@ def _parse_rows(source_rows: Iterator[tuple[int, list]], pairs: list[tuple[int, 
                     raw[name] = value
         if len(cells) > width and any(c.strip() for c in cells[width:]):
             message = _("本行的列数（%(n)d）多于表头（%(m)d）") % {"n": len(cells), "m": width}
-            yield line, None, [("", message)], raw
+            yield line, None, [("", message)], raw, None
             continue
         if not raw and not any(c.strip() for c in cells):
             continue  # a row of empty cells (spreadsheet padding, ",,,,")
         try:
-            yield line, clean(raw, False), None, None
+            yield line, clean(raw, False), None, None, None
         except schema.RecordValidationError as exc:
-            yield line, None, [(name, message) for name, messages in exc.errors.items() for message in messages], raw
+            errors = [(name, message) for name, messages in exc.errors.items() for message in messages]
+            yield line, None, errors, raw, None
 
 
 class _Import:
@@ -700,14 +703,14 @@ class _Import:
 
     Division of labour with ``services.bulk_create_records(validate=False)``: this class cleans
     each row once (compiled cleaner), finds duplicates within the file, checks references and the
-    division scope; the engine computes the blind-index keys of the rows it receives and checks
-    them against stored records. Rows stop going to the engine at the first bad row; from then on
-    this class checks the remaining rows against stored records itself, so every row is checked
-    exactly once and the report is complete.
+    division scope; the engine computes the blind-index keys of the rows it receives (unless they
+    come prepared) and checks them against stored records. Rows stop going to the engine at the
+    first bad row; from then on this class checks the remaining rows against stored records
+    itself, so every row is checked exactly once and the report is complete.
 
-    For large files on a machine with more than one core, reading and cleaning run in a worker
-    process (``dgov.registry.io_worker``) while this process checks and writes: cleaning is about a
-    third of the work per row, and the two halves then overlap.
+    For large files on a machine with more than one core, reading, cleaning and preparing rows as
+    stored (blind indexes, sealing: ``bulk.RowSealer``) run in a worker process
+    (``dgov.registry.io_worker``) while this process checks and inserts, so the two halves overlap.
     """
 
     def __init__(self, registry, fields, report: ImportReport, actor, source, batch_size: int):
@@ -722,6 +725,7 @@ class _Import:
         self.bad_lines: set[int] = set()
         self.seen: dict[str, dict[str, int]] = {}
         self.scope_ok: dict[str, bool] = {}
+        self.rule_ok: dict = {}
         self.column_of: dict[str, str] = {}
         self.next_analyze = 2 * self.batch_size
 
@@ -777,6 +781,8 @@ class _Import:
         self.seen = {name: {} for name in self.unique}
         self.references = [f for f in self.fields if f.type == "reference" and f.name in self.column_of]
         self.scope_field = self.registry.scope_field or ""
+        rule_field = schema.authority_rule_field(self.fields)
+        self.rule_field = rule_field.name if rule_field is not None else ""
         if parallel is None:
             parallel = (
                 path is not None
@@ -786,7 +792,8 @@ class _Import:
         if parallel and path is not None:
             items = self.worker_items(path, opened)
         else:
-            items = _parse_rows(opened.rows, self.pairs, self.width, schema.compile_cleaner(tuple(self.fields)))
+            clean = schema.compile_cleaner(tuple(self.fields), accept_labels=True)  # enum labels → codes
+            items = _parse_rows(opened.rows, self.pairs, self.width, clean)
         rows = self.rows(items, progress, opened.total)
         try:
             if report.dry_run:
@@ -798,9 +805,19 @@ class _Import:
             rows.close()  # stops the worker process if writing ended early
 
     def worker_items(self, path, opened: _Source) -> Iterator[tuple]:
-        """Parsed and cleaned rows from a worker process reading the same file."""
+        """Parsed and cleaned rows from a worker process reading the same file.
+
+        When writing, the worker also prepares each clean row as stored (blind indexes, public
+        JSON, sealed personal values: most of the remaining work per row) with the data keys
+        looked up here, once, and handed to it through its stdin pipe — key material is never
+        written to disk or put in its environment or arguments.
+        """
         from dgov.registry import io_worker
 
+        sealing = None
+        if not self.report.dry_run:
+            keys = bulk.RowSealer(self.registry.code, self.fields).keys()
+            sealing = {"registry": self.registry.code, "keys": dataclasses.astuple(keys)}
         spec = {
             "path": str(path),
             "format": opened.format,
@@ -810,6 +827,7 @@ class _Import:
             "pairs": self.pairs,
             "width": self.width,
             "language": translation.get_language() or "",
+            "sealing": sealing,
         }
         for kind, payload in io_worker.stream(spec):
             if kind == "rows":
@@ -819,12 +837,12 @@ class _Import:
             elif kind == "csv":
                 raise csv.Error(payload)
 
-    def write(self, rows: Iterator[tuple[int, dict]]) -> None:
+    def write(self, rows: Iterator[tuple[int, dict, Any]]) -> None:
         """Hand the clean rows to the engine in one transaction; roll back if any row was bad."""
         report = self.report
         engine_error = None
         try:
-            with transaction.atomic():
+            with bulk.sqlite_bulk_cache(), transaction.atomic():
                 written = services.bulk_create_records(
                     self.registry,
                     rows,
@@ -857,17 +875,18 @@ class _Import:
                 pass
             self.engine_errors(engine_error)
 
-    def rows(self, items, progress, total) -> Iterator[tuple[int, dict]]:
-        """Yield (line, cleaned values) for the engine while the file is clean; validate to the end."""
+    def rows(self, items, progress, total) -> Iterator[tuple[int, dict, Any]]:
+        """Yield (line, cleaned, prepared or None) for the engine while the file is clean; validate to the end."""
         report = self.report
         unique = self.unique
         seen = self.seen
         by_name = self.by_name
         scope_field = self.scope_field
+        rule_field = self.rule_field
         first_field = self.pairs[0][1]
-        batch: list[tuple[int, dict]] = []
+        batch: list[tuple[int, dict, Any]] = []
         try:
-            for line, cleaned, errors, raw in items:
+            for line, cleaned, errors, raw, prepared in items:
                 report.rows += 1
                 if errors:
                     for name, message in errors:
@@ -907,9 +926,22 @@ class _Import:
                             division,
                         )
                         bad = True
+                if rule_field and not self.rule_allows(cleaned.get(rule_field)):
+                    self.error(
+                        line,
+                        rule_field,
+                        _("%(department)s 不是%(label)s为“%(value)s”的记录的权威来源，无权导入")
+                        % {
+                            "department": self.source.name,
+                            "label": by_name[rule_field].label,
+                            "value": by_name[rule_field].choice_label(cleaned.get(rule_field)),
+                        },
+                        cleaned.get(rule_field),
+                    )
+                    bad = True
                 if bad:
                     continue
-                batch.append((line, cleaned))
+                batch.append((line, cleaned, prepared))
                 if len(batch) >= self.batch_size:
                     yield from self.flush(batch)
                     batch = []
@@ -929,7 +961,21 @@ class _Import:
         if progress:
             progress(report.rows, report.rows)
 
-    def flush(self, batch: list[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
+    def rule_allows(self, value) -> bool:
+        """Conditional authority: whether the source may write the mapped columns of a row with this
+        discriminator value (decided once per value)."""
+        allowed = self.rule_ok.get(value)
+        if allowed is None:
+            home = self.source.division.code
+            allowed = self.rule_ok[value] = all(
+                services.can_write(
+                    self.registry, name, self.source, division_code=home, values={self.rule_field: value}
+                )
+                for name in self.column_of
+            )
+        return allowed
+
+    def flush(self, batch: list[tuple[int, dict, Any]]) -> Iterator[tuple[int, dict, Any]]:
         """Check a batch's references; yield its rows to the engine, or check them against stored keys."""
         if self.references:
             self.check_references(batch)
@@ -954,14 +1000,14 @@ class _Import:
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {tables}")
 
-    def check_references(self, batch: list[tuple[int, dict]]) -> None:
+    def check_references(self, batch: list[tuple[int, dict, Any]]) -> None:
         """Report reference values that name no live record of the referenced registry."""
         for f in self.references:
-            wanted = {str(cleaned[f.name]) for _line, cleaned in batch if cleaned.get(f.name)}
+            wanted = {str(cleaned[f.name]) for _line, cleaned, _prepared in batch if cleaned.get(f.name)}
             if not wanted:
                 continue
             found = services.live_uids(f.ref, wanted)
-            for line, cleaned in batch:
+            for line, cleaned, _prepared in batch:
                 value = cleaned.get(f.name)
                 if value and str(value) not in found:
                     self.error(
@@ -971,15 +1017,16 @@ class _Import:
                         value,
                     )
 
-    def check_existing(self, batch: list[tuple[int, dict]]) -> None:
+    def check_existing(self, batch: list[tuple[int, dict, Any]]) -> None:
         """Report rows whose unique values are already held by stored records (via the blind index)."""
+        key = blind_index_key() if self.unique else b""  # once per batch
         for name in self.unique:
             purpose = schema.key_purpose(self.registry.code, self.by_name[name])
             by_digest = {}
-            for line, cleaned in batch:
+            for line, cleaned, _prepared in batch:
                 value = cleaned.get(name)
                 if value is not None and value != "":
-                    by_digest[blind_index(str(value), purpose=purpose)] = (line, value)
+                    by_digest[blind_index(str(value), purpose=purpose, key=key)] = (line, value)
             digests = list(by_digest)
             for start in range(0, len(digests), _QUERY_CHUNK):
                 taken = RecordKey.objects.filter(

@@ -18,6 +18,10 @@ kinds: the engine matches them against the writing department's kind at every le
 Installation is additive and idempotent: a missing registry is created (schema v1); a registry
 whose definition gained fields gets a new schema version with the installed fields (as they are,
 possibly evolved by an administrator) followed by the new ones; nothing is ever removed or retyped.
+Installed fields whose definition differs from the shipped one are reported, not changed, unless
+the caller asks for it (``update_fields=True``, ``dgov registry install --update-fields``): then
+they take the shipped definition in the new version (e.g. enum labels, a conditional authority
+rule), still within the evolution rules of :func:`dgov.registry.schema.check_evolution`.
 """
 
 from __future__ import annotations
@@ -77,9 +81,10 @@ class InstallReport:
     created: list[str] = field(default_factory=list)
     upgraded: dict[str, int] = field(default_factory=dict)  # registry code → new schema version
     unchanged: list[str] = field(default_factory=list)
-    # Installed fields whose definition now differs (labels, flags …): reported, never applied,
-    # because an administrator may have evolved them on purpose.
+    # Installed fields whose definition now differs (labels, flags …): reported, not applied unless
+    # asked for (update_fields), because an administrator may have evolved them on purpose.
     drifted: dict[str, list[str]] = field(default_factory=dict)
+    updated: dict[str, list[str]] = field(default_factory=dict)  # drifted fields applied (update_fields)
 
     @property
     def changed(self) -> bool:
@@ -93,6 +98,7 @@ class InstallReport:
             "upgraded": self.upgraded,
             "unchanged": self.unchanged,
             "drifted": self.drifted,
+            "updated": self.updated,
         }
 
 
@@ -257,12 +263,13 @@ def _drift(installed: list[dict], wanted: list[dict], identifier: str) -> list[s
 
 
 def install_libraries(
-    *, actor, province_code: str | None = None, definitions: list[dict] | None = None
+    *, actor, province_code: str | None = None, definitions: list[dict] | None = None, update_fields: bool = False
 ) -> InstallReport:
     """Create missing registries and publish new schema versions for definitions that gained fields.
 
     Idempotent and additive (see the module docstring); one transaction, one summary audit record
-    when anything changed. ``definitions`` defaults to :func:`load_definitions`.
+    when anything changed. ``definitions`` defaults to :func:`load_definitions`. With
+    ``update_fields`` installed fields whose definition differs take the shipped one as well.
     """
     province_code = province_code or settings.DEMO_PROVINCE_CODE
     definitions = load_definitions() if definitions is None else definitions
@@ -292,16 +299,23 @@ def install_libraries(
             have = set(_field_names(installed))
             gained = [f for f in definition["fields"] if f["name"] not in have]
             drifted = _drift(installed, definition["fields"], registry.identifier_field)
-            if drifted:
+            if drifted and not update_fields:
                 report.drifted[code] = drifted
-            if not gained:
+            updating = drifted if update_fields else []
+            if not gained and not updating:
                 report.unchanged.append(code)
                 continue
+            shipped = {f["name"]: f for f in definition["fields"]}
+            fields = [shipped[f["name"]] if f["name"] in updating else f for f in installed] + gained
+            changes = [f"added: {', '.join(_field_names(gained))}"] if gained else []
+            if updating:
+                changes.append(f"updated: {', '.join(updating)}")
+                report.updated[code] = updating
             version = services.publish_schema_version(
                 registry,
-                installed + gained,
+                fields,
                 actor=actor,
-                note=f"library definition {definition.get('file', '')} added: {', '.join(_field_names(gained))}",
+                note=f"library definition {definition.get('file', '')} {'; '.join(changes)}",
             )
             report.upgraded[code] = version.version
         if report.changed:

@@ -15,6 +15,17 @@ field list is compiled once and cached, because imports call it a million times.
 
 Reference fields are only checked for form (a UUID) here; whether the record exists is checked by
 the services, in bulk.
+
+Enum choices are codes (stored values), each written either as the bare code (``"1"``) or as an
+object naming it: ``{"value": "1", "label": "男", "label_en": "Male"}``. Pages show the labels,
+the data API and the database keep the codes; an import may also give the exact Chinese label
+(``compile_cleaner(..., accept_labels=True)``), which becomes the code through one dict lookup.
+
+One enum field of a schema may carry ``authority_by_value`` (conditional authority, 按类别确定
+权威来源): ``{"birth": "WJ", "death": "WJ|GA", …}``. For a record whose value of that field has a
+rule, every field whose ``authority`` lists more than one source is narrowed to the departments
+that match both the field's authority and the rule (the services enforce it; see
+docs/registry-engine.md).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from dgov.kernel.masking import mask_address, mask_id_number, mask_name, mask_phone, mask_uscc
@@ -53,6 +65,7 @@ __all__ = [
     "FieldDef",
     "RecordValidationError",
     "SchemaError",
+    "authority_rule_field",
     "check_evolution",
     "clean_value",
     "clean_values",
@@ -127,6 +140,10 @@ class FieldDef:
     pattern: str = ""
     mask: str = ""
     description: str = ""
+    # Enum choices' labels, parallel to ``choices``: ((label, label_en), …), empty when no choice has one.
+    choice_labels: tuple = ()
+    # Conditional authority on the discriminator field: ((value, "WJ|GA"), …) in choice order.
+    authority_by_value: tuple = ()
 
     @property
     def is_personal(self) -> bool:
@@ -138,17 +155,55 @@ class FieldDef:
         """The department kinds or codes that are authoritative for this field."""
         return tuple(token.strip() for token in self.authority.split("|") if token.strip())
 
+    def choice_label(self, value: Any) -> str:
+        """The label of an enum code in the active language (English label when there is one), else the code."""
+        text = str(value)
+        if self.choice_labels:
+            try:
+                label, label_en = self.choice_labels[self.choices.index(text)]
+            except ValueError:
+                return text
+            if label_en and (get_language() or "").startswith("en"):
+                return label_en
+            return label or text
+        return text
+
+    def label_codes(self) -> dict[str, str]:
+        """Chinese choice label → code, for imports that name choices by their labels."""
+        return {label: code for code, (label, _en) in zip(self.choices, self.choice_labels, strict=True) if label}
+
+    def authority_rules(self) -> dict[str, tuple[str, ...]]:
+        """Conditional authority of a discriminator field: value → the authority tokens of its records."""
+        return {value: tuple(tokens.split("|")) for value, tokens in self.authority_by_value}
+
     def as_dict(self) -> dict:
         """The definition as a JSON-able dict, without keys left at their defaults (except the basics)."""
         out: dict[str, Any] = {}
         for spec in dataclasses.fields(self):
+            if spec.name in _DERIVED_KEYS:
+                continue
             value = getattr(self, spec.name)
             if spec.name in ("name", "label", "type") or value != spec.default:
                 out[spec.name] = list(value) if isinstance(value, tuple) else value
+        if self.choice_labels:
+            out["choices"] = [
+                _choice_dict(code, label, label_en) if label or label_en else code
+                for code, (label, label_en) in zip(self.choices, self.choice_labels, strict=True)
+            ]
+        if self.authority_by_value:
+            out["authority_by_value"] = dict(self.authority_by_value)
         return out
 
 
-_FIELD_KEYS = frozenset(spec.name for spec in dataclasses.fields(FieldDef))
+def _choice_dict(code: str, label: str, label_en: str) -> dict:
+    """A labelled enum choice as stored in a schema definition."""
+    return {"value": code, "label": label, "label_en": label_en} if label_en else {"value": code, "label": label}
+
+
+# Keys of FieldDef that are not definition keys of their own (``choice_labels`` comes from ``choices``).
+_DERIVED_KEYS = frozenset({"choice_labels"})
+_FIELD_KEYS = frozenset(spec.name for spec in dataclasses.fields(FieldDef)) - _DERIVED_KEYS
+_CHOICE_KEYS = frozenset({"value", "label", "label_en"})
 
 
 class SchemaError(ValidationError):
@@ -203,11 +258,7 @@ def _parse_one(raw: Any, position: int, identifier: str) -> FieldDef:
     for text_key in ("label_en", "authority", "ref", "pattern", "mask", "description"):
         if not isinstance(raw.get(text_key, ""), str):
             raise _schema_error(name, _("%(key)s 应为字符串") % {"key": text_key})
-    choices = raw.get("choices", ())
-    if not isinstance(choices, list | tuple) or not all(isinstance(c, str) and c for c in choices):
-        raise _schema_error(name, _("choices 应为非空字符串的列表"))
-    if len(set(choices)) != len(choices):
-        raise _schema_error(name, _("choices 有重复值"))
+    choices, choice_labels = _parse_choices(name, raw.get("choices", ()))
     if ftype == "enum" and not choices:
         raise _schema_error(name, _("枚举类型须列出可选值（choices）"))
     if ftype != "enum" and choices:
@@ -258,6 +309,7 @@ def _parse_one(raw: Any, position: int, identifier: str) -> FieldDef:
     authority = raw.get("authority", "")
     if any(not token.strip() for token in authority.split("|")) and authority:
         raise _schema_error(name, _("权威来源格式应为“部门类别或编码|…”"))
+    authority_by_value = _parse_authority_rules(name, raw.get("authority_by_value"), ftype, choices)
     required, unique, lookup = raw.get("required", False), raw.get("unique", False), raw.get("lookup", False)
     if name == identifier:
         required = unique = lookup = True
@@ -273,7 +325,8 @@ def _parse_one(raw: Any, position: int, identifier: str) -> FieldDef:
         lookup=lookup,
         sensitivity=sensitivity,
         authority="|".join(token.strip() for token in authority.split("|") if token.strip()),
-        choices=tuple(choices),
+        choices=choices,
+        choice_labels=choice_labels,
         ref=ref,
         max_length=max_length,
         min=bounds["min"],
@@ -281,7 +334,71 @@ def _parse_one(raw: Any, position: int, identifier: str) -> FieldDef:
         pattern=pattern,
         mask=mask,
         description=raw.get("description", ""),
+        authority_by_value=authority_by_value,
     )
+
+
+def _parse_choices(name: str, raw: Any) -> tuple[tuple[str, ...], tuple]:
+    """Enum choices as (codes, labels): each a code string or {"value", "label", "label_en"}."""
+    if not isinstance(raw, list | tuple):
+        raise _schema_error(name, _("choices 应为列表"))
+    codes: list[str] = []
+    labels: list[tuple[str, str]] = []
+    for item in raw:
+        if isinstance(item, str) and item:
+            codes.append(item)
+            labels.append(("", ""))
+            continue
+        if not isinstance(item, dict):
+            raise _schema_error(name, _("choices 的每一项应为非空字符串，或含 value、label 的对象"))
+        unknown = sorted(set(item) - _CHOICE_KEYS)
+        if unknown:
+            raise _schema_error(name, _("choices 中有未知的定义项 %(keys)s") % {"keys": "、".join(unknown)})
+        value, label, label_en = item.get("value"), item.get("label", ""), item.get("label_en", "")
+        if not isinstance(value, str) or not value:
+            raise _schema_error(name, _("choices 中对象的 value 应为非空字符串"))
+        if not isinstance(label, str) or not label.strip() or not isinstance(label_en, str):
+            raise _schema_error(name, _("可选值“%(value)s”缺少中文名称（label）") % {"value": value})
+        codes.append(value)
+        labels.append((label.strip(), label_en.strip()))
+    if len(set(codes)) != len(codes):
+        raise _schema_error(name, _("choices 有重复值"))
+    named = [label for label, _en in labels if label]
+    if len(set(named)) != len(named):
+        raise _schema_error(name, _("choices 的中文名称有重复"))
+    for code, (label, _en) in zip(codes, labels, strict=True):
+        # An import maps a label to its code: a label that is another choice's code would be ambiguous.
+        if label and label != code and label in codes:
+            raise _schema_error(name, _("可选值“%(value)s”的名称与另一可选值的代码相同") % {"value": code})
+    return tuple(codes), (tuple(labels) if named else ())
+
+
+def _parse_authority_rules(name: str, raw: Any, ftype: str, choices: tuple[str, ...]) -> tuple:
+    """``authority_by_value`` as ((value, "TOKEN|TOKEN"), …) in choice order; checked against the choices."""
+    if raw is None or raw == {}:
+        return ()
+    if ftype != "enum":
+        raise _schema_error(name, _("只有枚举类型可以按取值确定权威来源（authority_by_value）"))
+    if not isinstance(raw, dict):
+        raise _schema_error(name, _("authority_by_value 应为“取值: 权威来源”的对象"))
+    unknown = sorted(str(key) for key in raw if key not in choices)
+    if unknown:
+        raise _schema_error(name, _("authority_by_value 的键 %(keys)s 不是可选值") % {"keys": "、".join(unknown)})
+    rules = []
+    for value in choices:
+        if value not in raw:
+            continue
+        tokens = raw[value]
+        parts = [token.strip() for token in tokens.split("|")] if isinstance(tokens, str) else []
+        if not parts or not all(parts):
+            raise _schema_error(name, _("取值“%(value)s”的权威来源格式应为“部门类别或编码|…”") % {"value": value})
+        rules.append((value, "|".join(parts)))
+    return tuple(rules)
+
+
+def authority_rule_field(fields: Iterable[FieldDef]) -> FieldDef | None:
+    """The field whose value decides the authority of a record (``authority_by_value``), if any."""
+    return next((field for field in fields if field.authority_by_value), None)
 
 
 def parse_fields(defs: Iterable[dict], *, identifier: str = "") -> list[FieldDef]:
@@ -300,6 +417,9 @@ def parse_fields(defs: Iterable[dict], *, identifier: str = "") -> list[FieldDef
         raise SchemaError(_("至少需要一个字段"), code="schema")
     if identifier and identifier not in seen:
         raise _schema_error(identifier, _("标识字段不在字段定义中"))
+    ruled = [field.name for field in fields if field.authority_by_value]
+    if len(ruled) > 1:
+        raise _schema_error(ruled[1], _("只能有一个字段按取值确定权威来源（authority_by_value）"))
     return fields
 
 
@@ -529,7 +649,7 @@ def _clean_resident_id(value: Any, label: str) -> str:
     return validate_resident_id(value, label)
 
 
-def _build_cleaner(field: FieldDef) -> Callable[[Any], Any]:
+def _build_cleaner(field: FieldDef, accept_labels: bool = False) -> Callable[[Any], Any]:
     """A function cleaning one value of ``field`` (raising _Invalid or ValidationError)."""
     ftype = field.type
     label = field.label
@@ -557,14 +677,18 @@ def _build_cleaner(field: FieldDef) -> Callable[[Any], Any]:
     if ftype == "text":
         return with_checks(str)
     if ftype == "enum":
+        # Imports may name a choice by its Chinese label: one precomputed dict lookup, only for non-codes.
+        by_label = field.label_codes() if accept_labels and field.choice_labels else {}
 
         def clean_enum(value):
             text = str(value).strip()
             if text not in choices:
-                raise _Invalid(
-                    _("“%(value)s”不是可选值（%(choices)s）")
-                    % {"value": text[:40], "choices": "、".join(field.choices)}
-                )
+                code = by_label.get(text)
+                if code is None:
+                    raise _Invalid(
+                        _("“%(value)s”不是可选值（%(choices)s）") % {"value": text[:40], "choices": _choice_list(field)}
+                    )
+                text = code
             return text_checks(text)
 
         return clean_enum
@@ -667,6 +791,16 @@ def _build_cleaner(field: FieldDef) -> Callable[[Any], Any]:
     return clean_json
 
 
+def _choice_list(field: FieldDef) -> str:
+    """The choices of an enum for a message: ``1 男、2 女`` (codes with their labels)."""
+    if not field.choice_labels:
+        return "、".join(field.choices)
+    return "、".join(
+        f"{code} {label}" if label and label != code else code
+        for code, (label, _en) in zip(field.choices, field.choice_labels, strict=True)
+    )
+
+
 def _message(field: FieldDef, exc: Exception) -> str:
     """A Chinese message naming the field for a cleaning failure."""
     if isinstance(exc, ValidationError):
@@ -688,9 +822,13 @@ _PLAIN = frozenset({str, int, float, bool, list, dict, type(None)})
 
 
 @lru_cache(maxsize=256)
-def compile_cleaner(fields: tuple[FieldDef, ...]) -> Callable[[dict, bool], dict]:
-    """A function ``clean(values, partial)`` for this field list (cached: FieldDefs are immutable)."""
-    cleaners = {field.name: (field, _build_cleaner(field)) for field in fields}
+def compile_cleaner(fields: tuple[FieldDef, ...], accept_labels: bool = False) -> Callable[[dict, bool], dict]:
+    """A function ``clean(values, partial)`` for this field list (cached: FieldDefs are immutable).
+
+    With ``accept_labels`` (imports) an enum value may also be the exact Chinese label of a choice;
+    it is stored as the choice's code.
+    """
+    cleaners = {field.name: (field, _build_cleaner(field, accept_labels)) for field in fields}
     required = tuple(field for field in fields if field.required)
 
     def clean(values: dict, partial: bool) -> dict:

@@ -9,11 +9,16 @@ Who writes (一数一源, one data one source)
     authorities. When the registry has a ``scope_field`` the record's division (``Record.division_code``)
     must lie within the writer's division (:func:`dgov.kernel.services.divisions.scope_prefix`;
     provincial departments cover the province); a record without a division may only be written
-    by provincial departments. Administrators (superusers, ``User.Kind.ADMIN``) may read every
-    registry, but they too write only through a department: data keeps exactly one accountable
-    source. A refused write raises :class:`NotAuthoritative` and leaves an audit record with
-    outcome ``denied``; that record is written in its own (savepoint) transaction after the failed
-    write rolled back, so it persists unless the caller rolls back its own enclosing transaction.
+    by provincial departments. Conditional authority (``authority_by_value`` on one enum field, e.g.
+    ``population.event``'s ``kind``): for a record whose value of that field has a rule, a field
+    listing several authorities may only be written by a department matching both the field's
+    authority and the rule (a rule never widens anyone's rights); the new record's value decides,
+    and changing the value of an existing record needs authority under the old and the new value.
+    Administrators (superusers, ``User.Kind.ADMIN``) may read every registry, but they too write
+    only through a department: data keeps exactly one accountable source. A refused write raises
+    :class:`NotAuthoritative` and leaves an audit record with outcome ``denied``; that record is
+    written in its own (savepoint) transaction after the failed write rolled back, so it persists
+    unless the caller rolls back its own enclosing transaction.
 
 Who reads
     :func:`can_read`: the owner, any department authoritative for a field, delegates and data
@@ -60,11 +65,14 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dgov.kernel.fields import blind_index, encrypt_value
+from dgov.kernel.fields import blind_index
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit, events
 from dgov.kernel.services.calendar import add_working_days
 from dgov.kernel.services.divisions import scope_prefix
+from dgov.kernel.services.organizations import BUREAU_KINDS
+from dgov.registry.accesslog import ReadLog
+from dgov.registry.bulk import Prepared, RowSealer, sqlite_bulk_cache
 from dgov.registry.models import (
     AccessLog,
     CorrectionRequest,
@@ -80,6 +88,7 @@ from dgov.registry.schema import (
     FieldDef,
     RecordValidationError,
     SchemaError,
+    authority_rule_field,
     check_evolution,
     clean_value,
     compile_cleaner,
@@ -113,6 +122,7 @@ __all__ = [
     "delegate_field",
     "delete_record",
     "department_of",
+    "field_authority",
     "find_record",
     "get_registry",
     "history",
@@ -123,6 +133,7 @@ __all__ = [
     "read_record",
     "reader_scope",
     "record_values",
+    "refused_changes",
     "record_values_now",
     "registry_fields",
     "restore_record",
@@ -177,12 +188,13 @@ class NotAuthoritative(PermissionDenied):
         *,
         registry: Registry | None = None,
         message: str = "",
+        states: Iterable[dict] = (),
     ):
         self.fields = sorted(fields)
         self.department = department
         self.registry = registry
         if not message:
-            message = _describe_refusal(registry, self.fields, department)
+            message = _describe_refusal(registry, self.fields, department, states)
         self.message = message
         super().__init__(message)
 
@@ -190,18 +202,29 @@ class NotAuthoritative(PermissionDenied):
         return self.message
 
 
-def _describe_refusal(registry: Registry | None, names: list[str], department: Organization | None) -> str:
-    """A Chinese message naming the refused fields, their authorities and the department."""
+def _describe_refusal(
+    registry: Registry | None, names: list[str], department: Organization | None, states: Iterable[dict] = ()
+) -> str:
+    """A Chinese message naming the refused fields, their (conditionally narrowed) authorities and the department."""
     if department is None:
         return _("写入须以部门身份进行：当前用户不属于任何部门")
     parts = []
     defs = field_map(registry_fields(registry)) if registry is not None else {}
+    states = [state for state in states if state]
     for name in names:
         field = defs.get(name)
         if field is None:
             parts.append(name)
             continue
-        authority = field.authority or (registry.owner.kind or registry.owner.code)
+        authority = "|".join(_authorities(registry, field))
+        narrowed = []
+        for state in states:
+            tokens, condition = field_authority(registry, field, state)
+            if condition:
+                text = _("%(condition)s的记录为 %(tokens)s") % {"condition": condition, "tokens": tokens or "—"}
+                narrowed.append(text)
+        if narrowed:
+            authority = f"{authority}；{'；'.join(dict.fromkeys(narrowed))}"
         parts.append(_("%(label)s（权威来源：%(authority)s）") % {"label": field.label, "authority": authority})
     return _("%(department)s 不是以下字段的权威来源或不在其管辖区划内，不能写入：%(fields)s") % {
         "department": department.name,
@@ -334,6 +357,26 @@ def _check_registry_definition(fields: list[FieldDef], identifier_field: str, sc
         scope = by_name.get(scope_field)
         if scope is None or scope.type != "division_code":
             raise SchemaError(_("区划字段“%(field)s”应为行政区划代码类型的字段") % {"field": scope_field})
+    rule_field = authority_rule_field(fields)
+    if rule_field is not None:
+        _check_rule_departments(rule_field)
+
+
+def _check_rule_departments(field: FieldDef) -> None:
+    """Every department named by a conditional authority rule is a known kind or an existing department code."""
+    unknown = {token for _value, tokens in field.authority_by_value for token in tokens.split("|")}
+    unknown -= {kind.kind for kind in BUREAU_KINDS}
+    if unknown:
+        for kind, code in Organization.objects.filter(Q(kind__in=unknown) | Q(code__in=unknown)).values_list(
+            "kind", "code"
+        ):
+            unknown.discard(kind)
+            unknown.discard(code)
+    if unknown:
+        raise SchemaError(
+            _("字段“%(field)s”的按取值权威来源中有未知的部门类别或编码：%(tokens)s")
+            % {"field": field.name, "tokens": "、".join(sorted(unknown))}
+        )
 
 
 def create_registry(
@@ -480,6 +523,32 @@ def _in_scope(department: Organization, division_code: str) -> bool:
     return division_code.startswith(prefix)
 
 
+def _rule_tokens(field: FieldDef | None, values: dict | None) -> tuple[str, ...] | None:
+    """The sources a conditional rule (on ``field``) narrows a record with these values to, or None."""
+    if field is None or not values:
+        return None
+    value = values.get(field.name)
+    return field.authority_rules().get(value) if isinstance(value, str) else None
+
+
+def field_authority(registry: Registry, field: FieldDef, values: dict | None = None) -> tuple[str, str]:
+    """A field's authority for people to read: ``(tokens, condition)``.
+
+    ``tokens`` are the field's authority (``"WJ|GA|MZ"``; the owner's kind when it names none),
+    narrowed by the registry's conditional rule for a record with these ``values`` (``"WJ"`` for
+    a birth; ``""`` when no listed source remains); ``condition`` names the rule that applied
+    (``事件类型为“出生”``), ``""`` when none did.
+    """
+    tokens = _authorities(registry, field)
+    rule_field = authority_rule_field(registry_fields(registry))
+    only = _rule_tokens(rule_field, values)
+    if only is None or len(tokens) < 2:
+        return "|".join(tokens), ""
+    value = values[rule_field.name]
+    condition = _("%(field)s为“%(value)s”") % {"field": rule_field.label, "value": rule_field.choice_label(value)}
+    return "|".join(token for token in only if token in tokens), condition
+
+
 class _WriteCheck:
     """Authority decisions for one department on one registry, with delegations loaded once."""
 
@@ -487,24 +556,39 @@ class _WriteCheck:
         self.registry = registry
         self.department = department
         self.fields = field_map(registry_fields(registry))
+        self.rule_field = authority_rule_field(self.fields.values())
         self._delegations: list[Delegation] | None = None
-        self._field_ok: dict[str, bool] = {}
+        self._field_ok: dict[tuple, bool] = {}
 
-    def field_ok(self, name: str) -> bool:
-        """Authority (or delegation) for the field, ignoring divisions."""
-        if name in self._field_ok:
-            return self._field_ok[name]
+    def rule_for(self, values: dict | None) -> tuple[str, ...] | None:
+        """The sources a record with these values is narrowed to by the conditional rule, or None."""
+        return _rule_tokens(self.rule_field, values) if self.rule_field is not None else None
+
+    def field_ok(self, name: str, only: tuple[str, ...] | None = None) -> bool:
+        """Authority (or delegation) for the field, ignoring divisions; ``only``: a conditional rule's sources.
+
+        The rule narrows fields that list several sources: the department (or the delegation's
+        grantor) must match both the field's authority and the rule. A single-source field keeps it.
+        """
+        key = (name, only)
+        if key in self._field_ok:
+            return self._field_ok[key]
         ok = False
         department = self.department
         field = self.fields.get(name)
         if department is not None and department.is_active and field is not None:
             tokens = _authorities(self.registry, field)
-            ok = _matches(department, tokens)
+            if len(tokens) < 2:
+                only = None
+            ok = _matches(department, tokens) and (only is None or _matches(department, only))
             if not ok:
                 if self._delegations is None:
                     self._delegations = _live_delegations(self.registry, department)
-                ok = any(d.field in (name, "*") and d.authority in tokens for d in self._delegations)
-        self._field_ok[name] = ok
+                ok = any(
+                    d.field in (name, "*") and d.authority in tokens and (only is None or d.authority in only)
+                    for d in self._delegations
+                )
+        self._field_ok[key] = ok
         return ok
 
     def scope_ok(self, division_code: str) -> bool:
@@ -513,24 +597,62 @@ class _WriteCheck:
             return True
         return self.department is not None and _in_scope(self.department, division_code)
 
-    def refused(self, names: Iterable[str], *division_codes: str) -> list[str]:
-        """The names among ``names`` this department may not write for records in these divisions."""
+    def refused(self, names: Iterable[str], *division_codes: str, values: Iterable[dict] = ()) -> list[str]:
+        """The names among ``names`` this department may not write for records in these divisions.
+
+        ``values``: the record's states to judge conditional authority by (before and after a change
+        of its discriminator); the write must be allowed under each of them.
+        """
         in_scope = all(self.scope_ok(code) for code in division_codes) if division_codes else self.scope_ok("")
-        return sorted(name for name in names if not (in_scope and self.field_ok(name)))
+        rules = {self.rule_for(state) for state in values} or {None}
+        return sorted(name for name in names if not (in_scope and all(self.field_ok(name, rule) for rule in rules)))
 
 
-def can_write(registry: Registry, field: str, department: Organization | None, *, division_code: str = "") -> bool:
-    """Whether the department may write the field (authority or delegation, and division scope)."""
+def _judged(check: _WriteCheck, record: Record | None, division_code: str, values: dict | None):
+    """The division and record states a permission question is judged by (record values loaded only if needed)."""
+    if record is not None and not division_code:
+        division_code = record.division_code
+    if check.rule_field is None:
+        return division_code, ()
+    if values is None and record is not None:
+        values = record_values_now(record)
+    return division_code, ((values,) if values else ())
+
+
+def can_write(
+    registry: Registry,
+    field: str,
+    department: Organization | None,
+    *,
+    division_code: str = "",
+    record: Record | None = None,
+    values: dict | None = None,
+) -> bool:
+    """Whether the department may write the field (authority or delegation, division scope, conditional authority).
+
+    ``record``: the existing record written to (its division, unless ``division_code`` is given, and
+    its values decide); ``values``: the values of the record (for a new one, at least its
+    discriminator) when the registry has a conditional authority rule.
+    """
     if department is None:
         return False
     check = _WriteCheck(registry, department)
-    return not check.refused([field], division_code)
+    division, states = _judged(check, record, division_code, values)
+    return not check.refused([field], division, values=states)
 
 
-def writable_fields(registry: Registry, department: Organization | None, *, division_code: str = "") -> list[str]:
-    """The names of the fields the department may write for a record in this division."""
+def writable_fields(
+    registry: Registry,
+    department: Organization | None,
+    *,
+    division_code: str = "",
+    record: Record | None = None,
+    values: dict | None = None,
+) -> list[str]:
+    """The names of the fields the department may write for a record in this division (see :func:`can_write`)."""
     check = _WriteCheck(registry, department)
-    return [name for name in check.fields if not check.refused([name], division_code)]
+    division, states = _judged(check, record, division_code, values)
+    return [name for name in check.fields if not check.refused([name], division, values=states)]
 
 
 def can_read(registry: Registry, department: Organization | None, *, division_code: str | None = None) -> bool:
@@ -659,6 +781,30 @@ def _existing_unique(registry: Registry, field: str, digests: Iterable[str], *, 
     return found
 
 
+def _taken_unique_digests(registry_id: int, field: str, digests: list[str]) -> list[str]:
+    """Like :func:`_existing_unique` for bulk writes: plain SQL, since building thousands of ORM
+    lookup parameters per batch costs more than the index probes themselves."""
+    if not digests:
+        return []
+    meta = RecordKey._meta
+    quote = connection.ops.quote_name
+    column = {name: quote(meta.get_field(name).column) for name in ("registry", "field", "digest", "is_unique")}
+    taken: list[str] = []
+    chunk = _chunk_size()
+    with connection.cursor() as cursor:
+        for start in range(0, len(digests), chunk):
+            part = digests[start : start + chunk]
+            # The condition on is_unique is written as the unique index's own, so that it is used.
+            cursor.execute(
+                f"SELECT {column['digest']} FROM {quote(meta.db_table)} WHERE {column['registry']} = %s "
+                f"AND {column['field']} = %s AND {column['is_unique']} AND {column['digest']} IN "
+                f"({', '.join(['%s'] * len(part))})",
+                [registry_id, field, *part],
+            )
+            taken.extend(row[0] for row in cursor.fetchall())
+    return taken
+
+
 def _missing_references(fields: dict[str, FieldDef], rows: list[dict]) -> dict[str, set[str]]:
     """For each reference field, the referenced uids that name no live record of its registry."""
     missing: dict[str, set[str]] = {}
@@ -733,9 +879,9 @@ def create_record(registry: Registry, values: dict, *, actor, source: Organizati
     cleaned = compile_cleaner(tuple(fields.values()))(values, False)
     division = _division_of(registry, cleaned)
     try:
-        refused = _WriteCheck(registry, department).refused(cleaned, division)
+        refused = _WriteCheck(registry, department).refused(cleaned, division, values=(cleaned,))
         if refused or department is None:
-            raise NotAuthoritative(refused, department, registry=registry)
+            raise NotAuthoritative(refused, department, registry=registry, states=(cleaned,))
     except NotAuthoritative as exc:
         _audit_denial("registry.record.create", actor=actor, target=registry, exc=exc, registry=registry)
         raise
@@ -824,14 +970,15 @@ def _raw_insert_records(
     schema_version: int,
     department_id: int,
     actor_label: str,
-    rows: list[tuple[dict, str, str, uuid.UUID | None]],
+    rows: list[tuple[str, str, str, uuid.UUID | None]],
 ) -> list[int]:
     """Insert records without model instances and return their ids in input order.
 
-    ``rows`` are (public values, sealed JSON text, division code, uid or None for a new one). The
-    ORM's bulk_create spends most of an import preparing values field by field; here constant
-    columns are prepared once per batch and only data, sealed and uid per row. Ids are read back
-    by uid (unique, indexed), which works on every backend regardless of the order of RETURNING rows.
+    ``rows`` are (data as JSON text, sealed ciphertext or "", division code, uid or None for a new
+    one), as :class:`dgov.registry.bulk.RowSealer` prepares them. The ORM's bulk_create spends most
+    of an import preparing values field by field; here constant columns are prepared once per batch
+    and only data, sealed and uid per row. Where ids cannot be reserved beforehand they are read
+    back by uid (unique, indexed), which works on every backend regardless of the order of RETURNING rows.
     """
     meta = Record._meta
     now = timezone.now()
@@ -853,38 +1000,24 @@ def _raw_insert_records(
         value = constants[field.name] if field.name in constants else field.get_default()
         columns.append(field.column)
         fixed.append(field.get_db_prep_save(value, connection))
-    uid_field, data_field = meta.get_field("uid"), meta.get_field("data")
-    columns += [
-        uid_field.column,
-        data_field.column,
-        meta.get_field("sealed").column,
-        meta.get_field("division_code").column,
-    ]
+    columns += [meta.get_field(name).column for name in varying]
     fixed_tuple = tuple(fixed)
     native_uuid = connection.features.has_native_uuid_field
-    adapt_json = connection.ops.adapt_json_value
-    encoder = data_field.encoder
+    ids = _allocate_ids(Record, len(rows))
     params, prepared_uids = [], []
-    for public, sealed, division, given_uid in rows:
-        # What UUIDField/JSONField.get_db_prep_value would produce, without their per-call overhead.
+    for position, (data, sealed, division, given_uid) in enumerate(rows):
+        # What UUIDField.get_db_prep_value would produce, without its per-call overhead; data is
+        # the JSON text JSONField would send (COPY on PostgreSQL takes it as text too).
         uid = given_uid or new_uid()
         prepared_uid = uid if native_uuid else uid.hex
         prepared_uids.append(prepared_uid)
-        params.append(
-            (
-                *fixed_tuple,
-                prepared_uid,
-                adapt_json(public, encoder),
-                encrypt_value(sealed) if sealed else "",
-                division,
-            )
-        )
-    ids = _allocate_ids(Record, len(params))
+        if ids is not None:
+            params.append((ids[position], *fixed_tuple, prepared_uid, data, sealed, division))
+        else:
+            params.append((*fixed_tuple, prepared_uid, data, sealed, division))
     with connection.cursor() as cursor:
         if ids is not None:
-            columns.insert(0, meta.pk.column)
-            params = [(pk, *row) for pk, row in zip(ids, params, strict=True)]
-            _insert_rows(cursor, Record, columns, params)
+            _insert_rows(cursor, Record, [meta.pk.column, *columns], params)
             return ids
         _insert_rows(cursor, Record, columns, params)
         return _ids_by_uid(cursor, prepared_uids)
@@ -951,19 +1084,34 @@ def _uid_key(value) -> str:
     return value.hex if isinstance(value, uuid.UUID) else str(value).replace("-", "").lower()
 
 
-def _raw_insert_keys(registry_id: int, keys: list[tuple[int, str, str, bool]]) -> None:
-    """Insert RecordKey rows (record id, field, digest, is_unique) without model instances."""
-    if not keys:
-        return
+def _raw_insert_keys(rows: list[tuple[int, int, str, str, bool]], *, skip_conflicts: bool = False) -> int:
+    """Insert RecordKey rows (registry id, record id, field, digest, is_unique) without model instances.
+
+    With ``skip_conflicts`` (SQLite only) a row whose unique key is already held is skipped
+    instead of failing; returns the number of rows inserted, so the caller sees whether any was.
+    """
+    if not rows:
+        return 0
     meta = RecordKey._meta
     columns = [meta.get_field(name).column for name in ("registry", "record", "field", "digest", "is_unique")]
     with connection.cursor() as cursor:
-        _insert_rows(
-            cursor,
-            RecordKey,
-            columns,
-            [(registry_id, record_id, name, digest, unique) for record_id, name, digest, unique in keys],
-        )
+        if skip_conflicts:
+            cursor.executemany(_insert_sql(RecordKey, columns) + " ON CONFLICT DO NOTHING", rows)
+            return cursor.rowcount
+        _insert_rows(cursor, RecordKey, columns, rows)
+    return len(rows)
+
+
+def _raw_delete_records(ids: list[int]) -> None:
+    """Delete just-inserted records and their keys (a bulk batch undone within its transaction)."""
+    quote = connection.ops.quote_name
+    targets = ((RecordKey, RecordKey._meta.get_field("record").column), (Record, Record._meta.pk.column))
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), _QUERY_CHUNK):
+            part = ids[start : start + _QUERY_CHUNK]
+            marks = ", ".join(["%s"] * len(part))
+            for model, column in targets:
+                cursor.execute(f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote(column)} IN ({marks})", part)
 
 
 def bulk_create_records(
@@ -980,7 +1128,10 @@ def bulk_create_records(
     """Create many records fast (imports, demo data); all or nothing; returns how many were created.
 
     ``rows`` yields dicts of values, or ``(row_number, dict)`` pairs when the caller numbers rows
-    itself (e.g. CSV line numbers); otherwise rows are numbered from 1. With ``validate`` the values
+    itself (e.g. CSV line numbers); otherwise rows are numbered from 1. Without ``validate`` a pair
+    may carry a third item, what :class:`dgov.registry.bulk.RowSealer` prepared for the row
+    (digests and ciphertext computed elsewhere, e.g. in an import's worker process); it is used
+    while its key ids are the active ones, else the row is prepared here. With ``validate`` the values
     are cleaned like :func:`create_record` does, references are checked per batch (one query per
     reference field), and unique values are checked within the input and against existing records.
     Every bad row is reported in one :class:`RecordValidationError` keyed ``"row N: field"`` (up to
@@ -996,8 +1147,7 @@ def bulk_create_records(
     cleaner = compile_cleaner(tuple(fields.values()))
     key_fields = _key_fields(fields.values())
     unique_names = [field.name for field in key_fields if field.unique]
-    purposes = {field.name: key_purpose(registry.code, field) for field in key_fields}
-    personal_names = frozenset(name for name, field in fields.items() if field.is_personal)
+    sealer = RowSealer(registry.code, fields.values())
     ref_fields = {name: field for name, field in fields.items() if field.type == "reference"}
     scope_field = registry.scope_field
     check = _WriteCheck(registry, department)
@@ -1009,6 +1159,8 @@ def bulk_create_records(
     seen: dict[str, dict[str, int]] = {name: {} for name in unique_names}
     given_uids: set[uuid.UUID] = set()
     checked_names: set[str] = set()  # the field names used so far, all checked for authority
+    checked_by_rule: dict[tuple, set[str]] = {}  # names checked per conditional-authority rule
+    scope_allowed: dict[str, bool] = {}  # division scope, decided once per division code
     created = 0
     processed = 0
     batch_size = max(1, int(batch_size))
@@ -1038,7 +1190,7 @@ def bulk_create_records(
                 add_error(first_row[uid], UID_KEY, _("记录标识 %(uid)s 已被其他记录使用") % {"uid": uid})
         given_uids.update(first_row)
 
-    def flush(batch: list[tuple[int, dict]], uids: list[uuid.UUID | None]) -> int:
+    def flush(batch: list[tuple[int, dict]], uids: list[uuid.UUID | None], prepared: list[Prepared | None]) -> int:
         nonlocal created
         # References: one query per reference field for the whole batch.
         if validate and ref_fields:
@@ -1053,45 +1205,49 @@ def bulk_create_records(
                             _("%(field)s：信息库“%(ref)s”中没有记录 %(uid)s")
                             % {"field": field.label, "ref": field.ref, "uid": values[name]},
                         )
-        # Keys, and uniqueness within the input and against stored records.
-        batch_keys: list[list[tuple[str, str, bool]]] = []
+        # Keys, and uniqueness within the input and against stored records. The data keys are
+        # looked up once per batch; rows prepared elsewhere with the same keys are taken as they are.
+        keys = sealer.keys()
+        prepared = [row if sealer.usable(row, keys) else None for row in prepared]
+        batch_keys: list[tuple[tuple[str, str, bool], ...]] = []
         fresh: dict[str, dict[str, int]] = {name: {} for name in unique_names}
-        for number, values in batch:
-            row_keys = []
-            for field in key_fields:
-                value = values.get(field.name)
-                if value is None or value == "":
-                    continue
-                digest = blind_index(str(value), purpose=purposes[field.name])
-                if field.unique:
-                    first = seen[field.name].get(digest) or fresh[field.name].get(digest)
+        for (number, values), ready in zip(batch, prepared, strict=True):
+            row_keys = ready.keys if ready is not None else sealer.digests(values, keys)
+            for name, digest, unique in row_keys:
+                if unique:
+                    first = seen[name].get(digest) or fresh[name].get(digest)
                     if first is not None:
                         add_error(
                             number,
-                            field.name,
-                            _("%(field)s：与第 %(row)s 行重复") % {"field": field.label, "row": first},
+                            name,
+                            _("%(field)s：与第 %(row)s 行重复") % {"field": fields[name].label, "row": first},
                         )
                     else:
-                        fresh[field.name][digest] = number
-                row_keys.append((field.name, digest, field.unique))
+                        fresh[name][digest] = number
             batch_keys.append(row_keys)
+        given = any(uid is not None for uid in uids)
+        # On SQLite a batch that is written finds its clashes with stored keys while inserting them
+        # (the unique index is probed anyway; a clashing key is skipped and then reported, and the
+        # transaction is rolled back): one index probe per key instead of two. Elsewhere, and for
+        # batches that are only checked, stored keys are looked up first.
+        on_insert = connection.vendor == "sqlite" and not errors and not given
         for name in unique_names:
-            taken = _existing_unique(registry, name, fresh[name])
-            for digest in taken:
-                add_error(fresh[name][digest], name, _duplicate_message(fields[name]))
+            if not on_insert:
+                taken = _taken_unique_digests(registry_id, name, list(fresh[name]))
+                for digest in taken:
+                    add_error(fresh[name][digest], name, _duplicate_message(fields[name]))
             if errors:
                 # Once nothing is written any more, later duplicates of these rows must still be found.
                 seen[name].update(fresh[name])
-        if any(uid is not None for uid in uids):
+        if given:
             _check_given_uids(batch, uids)
         if errors:
             return 0
         rows_out = []
-        for (_number, values), given_uid in zip(batch, uids, strict=True):
-            public = {k: v for k, v in values.items() if k not in personal_names}
-            personal = {k: v for k, v in values.items() if k in personal_names}
+        for (_number, values), given_uid, ready in zip(batch, uids, prepared, strict=True):
+            data, sealed = (ready.data, ready.sealed) if ready is not None else sealer.seal(values, keys)
             division = str(values.get(scope_field) or "") if scope_field else ""
-            rows_out.append((public, _dumps(personal), division, given_uid))
+            rows_out.append((data, sealed, division, given_uid))
         records = _raw_insert_records(
             registry_id=registry_id,
             schema_version=schema_version,
@@ -1099,29 +1255,44 @@ def bulk_create_records(
             actor_label=actor_label,
             rows=rows_out,
         )
-        _raw_insert_keys(
-            registry_id,
-            [
-                (record_id, name, digest, unique)
-                for record_id, row_keys in zip(records, batch_keys, strict=True)
-                for name, digest, unique in row_keys
-            ],
-        )
+        key_rows = [
+            (registry_id, record_id, name, digest, unique)
+            for record_id, row_keys in zip(records, batch_keys, strict=True)
+            for name, digest, unique in row_keys
+        ]
+        if _raw_insert_keys(key_rows, skip_conflicts=on_insert) < len(key_rows):
+            # Some unique values are held by stored records (or rows of earlier batches): undo the
+            # batch (a savepoint per batch would cost a statement journal on every page touched)
+            # and report them exactly as the lookup before writing would have.
+            _raw_delete_records(records)
+            for name in unique_names:
+                for digest in _taken_unique_digests(registry_id, name, list(fresh[name])):
+                    add_error(fresh[name][digest], name, _duplicate_message(fields[name]))
+                seen[name].update(fresh[name])
+            return 0
         created += len(records)
         return len(records)
 
     try:
-        with transaction.atomic():
+        with sqlite_bulk_cache(), transaction.atomic():
             batch: list[tuple[int, dict]] = []
             batch_uids: list[uuid.UUID | None] = []
+            batch_prepared: list[Prepared | None] = []
             for position, item in enumerate(rows, start=1):
+                ready = None
                 if isinstance(item, tuple):
-                    number, values = item
+                    if len(item) == 3:
+                        number, values, ready = item
+                        if validate:
+                            ready = None  # prepared from values this engine is about to clean
+                    else:
+                        number, values = item
                 else:
                     number, values = position, item
                 processed += 1
                 given_uid = None
                 if UID_KEY in values:
+                    ready = None
                     values = dict(values)
                     raw_uid = values.pop(UID_KEY)
                     try:
@@ -1147,17 +1318,33 @@ def bulk_create_records(
                     if refused:
                         refuse(refused)
                     checked_names.update(new_names)
-                if scope_field and not check.scope_ok(str(values.get(scope_field) or "")):
-                    refuse([scope_field])
+                if check.rule_field is not None:  # conditional authority: the row's discriminator decides
+                    only = check.rule_for(values)
+                    if only is not None:
+                        ruled = checked_by_rule.setdefault(only, set())
+                        unchecked = values.keys() - ruled
+                        if unchecked:
+                            refused = sorted(name for name in unchecked if not check.field_ok(name, only))
+                            if refused:
+                                raise NotAuthoritative(refused, department, registry=registry, states=(values,))
+                            ruled.update(unchecked)
+                if scope_field:
+                    division = str(values.get(scope_field) or "")
+                    allowed = scope_allowed.get(division)
+                    if allowed is None:
+                        allowed = scope_allowed[division] = check.scope_ok(division)
+                    if not allowed:
+                        refuse([scope_field])
                 batch.append((number, values))
                 batch_uids.append(given_uid)
+                batch_prepared.append(ready)
                 if len(batch) >= batch_size:
-                    flush(batch, batch_uids)
-                    batch, batch_uids = [], []
+                    flush(batch, batch_uids, batch_prepared)
+                    batch, batch_uids, batch_prepared = [], [], []
                     if progress is not None:
                         progress(processed)
             if batch:
-                flush(batch, batch_uids)
+                flush(batch, batch_uids, batch_prepared)
             if progress is not None:
                 progress(processed)
             if errors:
@@ -1263,6 +1450,35 @@ def _apply(
     return diff
 
 
+def _refused_update(
+    registry: Registry, department: Organization | None, record: Record, current: dict, changing: dict
+) -> tuple[list[str], tuple]:
+    """The changed fields the department may not write on the record, and the record states judged.
+
+    Division scope covers the record's division and, when it changes, the new one; conditional
+    authority covers the record's discriminator value and, when it changes, the new one.
+    """
+    if department is None:
+        return sorted(changing), ()
+    check = _WriteCheck(registry, department)
+    divisions = [record.division_code]
+    if registry.scope_field in changing:
+        divisions.append(str(changing[registry.scope_field] or ""))
+    states = (current, {**current, **changing}) if check.rule_field is not None else ()
+    return check.refused(changing, *divisions, values=states), states
+
+
+def refused_changes(record: Record, changes: dict, *, department: Organization | None) -> list[str]:
+    """The fields among cleaned ``changes`` that ``department`` may not write on ``record`` (unchanged values ignored).
+
+    Judged like :func:`update_record` does: authority and delegations, the old and new division,
+    and conditional authority under the old and new discriminator value.
+    """
+    current = record_values_now(record)
+    changing = {name: value for name, value in changes.items() if current.get(name) != value}
+    return _refused_update(record.registry, department, record, current, changing)[0]
+
+
 def update_record(
     record: Record,
     changes: dict,
@@ -1298,13 +1514,9 @@ def update_record(
             if not changing:
                 _refresh_instance(record, locked)
                 return record
-            check = _WriteCheck(registry, department)
-            divisions = [locked.division_code]
-            if registry.scope_field in changing:
-                divisions.append(str(changing[registry.scope_field] or ""))
-            refused = check.refused(changing, *divisions) if department is not None else sorted(changing)
+            refused, states = _refused_update(registry, department, locked, current, changing)
             if refused and (non_authoritative == "refuse" or department is None and non_authoritative == "observe"):
-                raise NotAuthoritative(refused, department, registry=registry)
+                raise NotAuthoritative(refused, department, registry=registry, states=states)
             allowed = {name: value for name, value in changing.items() if name not in refused}
             diff = {}
             if allowed:
@@ -1365,13 +1577,14 @@ def update_or_create_record(
         return update_record(record, changes, actor=actor, source=source), False
 
 
-def _may_delete(registry: Registry, department: Organization | None, division_code: str) -> bool:
-    """Deleting is for the owner or the identifier field's authority (within the division scope)."""
+def _may_delete(registry: Registry, department: Organization | None, record: Record) -> bool:
+    """Deleting is for the owner or the identifier field's authority (within the division scope; the
+    record's conditional authority rule applies)."""
     if department is None:
         return False
     if department.pk == registry.owner_id:
         return True
-    return can_write(registry, registry.identifier_field, department, division_code=division_code)
+    return can_write(registry, registry.identifier_field, department, record=record)
 
 
 def _set_deleted(locked: Record, kind: str, *, department, actor, reason: str) -> None:
@@ -1397,7 +1610,7 @@ def delete_record(record: Record, *, actor, source: Organization | None = None, 
             locked = _lock(record)
             if locked.deleted_at is not None:
                 raise RecordDeleted(_("记录已删除"), code="deleted")
-            if not _may_delete(registry, department, locked.division_code):
+            if not _may_delete(registry, department, locked):
                 raise NotAuthoritative(
                     [registry.identifier_field],
                     department,
@@ -1432,7 +1645,7 @@ def restore_record(record: Record, *, actor, source: Organization | None = None,
             locked = _lock(record)
             if locked.deleted_at is None:
                 raise ValidationError(_("记录未被删除"), code="not_deleted")
-            if not _may_delete(registry, department, locked.division_code):
+            if not _may_delete(registry, department, locked):
                 raise NotAuthoritative(
                     [registry.identifier_field],
                     department,
@@ -1610,17 +1823,17 @@ def read_record(
             raise RecordValidationError({name: [_("未知字段“%(field)s”") % {"field": name}] for name in unknown})
         values = {name: values[name] for name in wanted if name in values}
     shown = values if unmask else {name: _masked(version_fields.get(name), v) for name, v in values.items()}
-    AccessLog.objects.create(
-        registry=registry,
-        record=record,
-        subject_digest=_subject_digest(registry, version_fields, record_values_now(record)),
-        reader_org=department,
-        reader=_actor_label(actor),
-        channel=(channel or "web")[:16],
-        purpose=(purpose or "")[:255],
+    entry = access_log_entry(
+        registry,
+        record_id=record.pk,
+        values=record_values_now(record),
+        actor=actor,
+        purpose=purpose,
+        channel=channel or "web",
         fields=sorted(values) if not unmask else sorted(values) + ["<unmasked>"],
-        at=timezone.now(),
+        department=department,
     )
+    entry.save()
     return {
         "uid": str(record.uid),
         "registry": registry.code,
@@ -1631,6 +1844,36 @@ def read_record(
         "deleted_at": record.deleted_at,
         "values": shown,
     }
+
+
+def access_log_entry(
+    registry: Registry,
+    *,
+    record_id: int,
+    values: dict,
+    actor,
+    purpose: str = "",
+    channel: str = "api",
+    fields: list[str],
+    department: Organization | None = None,
+) -> ReadLog:
+    """The access-log row of one read (not yet stored): the record's current ``values`` give the subject's index.
+
+    ``department`` defaults to the actor's; the caller stores the row (``.save()``, or the
+    journal of :mod:`dgov.registry.accesslog`) before the data leaves.
+    """
+    organization = department if department is not None else department_of(actor)
+    return ReadLog(
+        registry_id=registry.pk,
+        record_id=record_id,
+        subject_digest=_subject_digest(registry, field_map(registry_fields(registry)), values),
+        reader_org_id=organization.pk if organization is not None else None,
+        reader=_actor_label(actor),
+        channel=(channel or "api")[:16],
+        purpose=(purpose or "")[:255],
+        fields=list(fields),
+        at=timezone.now(),
+    )
 
 
 def log_reads(
@@ -1952,8 +2195,13 @@ def decide_correction(
             value = json.loads(locked_request.proposed_value)
             if accept and field.name == registry.scope_field:
                 divisions.append(str(value or ""))
-            if department is None or _WriteCheck(registry, department).refused([field.name], *divisions):
-                raise NotAuthoritative([field.name], department, registry=registry)
+            check = _WriteCheck(registry, department) if department is not None else None
+            states = ()
+            if check is not None and check.rule_field is not None:
+                current = record_values_now(locked)
+                states = (current, {**current, field.name: value}) if accept else (current,)
+            if check is None or check.refused([field.name], *divisions, values=states):
+                raise NotAuthoritative([field.name], department, registry=registry, states=states)
             if accept:
                 if locked.deleted_at is not None:
                     raise RecordDeleted(_("记录已删除，不能采纳纠错"), code="deleted")

@@ -47,7 +47,7 @@ from dgov.registry.forms import (
     field_label,
 )
 from dgov.registry.models import CorrectionRequest, Record, RecordChange, Registry
-from dgov.registry.schema import RecordValidationError, SchemaError, mask_value
+from dgov.registry.schema import RecordValidationError, SchemaError, authority_rule_field, mask_value
 from dgov.web import navigation
 
 PAGE_SIZE = 20
@@ -166,7 +166,7 @@ def _show(field, value) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return text if len(text) <= DISPLAY_LIMIT else text[: DISPLAY_LIMIT - 1] + "…"
     if field is not None and field.type == "enum":
-        return dict(choice_pairs(field)).get(str(value), str(value))
+        return field.choice_label(value)
     return str(value)
 
 
@@ -406,21 +406,31 @@ def _record_context(request, registry, record, department, *, as_of=None, edit_f
     values = read["values"] if read else None
     entries = services.history(record)
     sources = _field_sources(entries, as_of)
-    writable = set(services.writable_fields(registry, department, division_code=record.division_code))
-    labels = _authority_labels(f.authority for f in fields)
-    rows = [
-        {
-            "field": f,
-            "label": field_label(f),
-            "value": _show(f, (values or {}).get(f.name)),
-            "type_label": TYPE_LABELS.get(f.type, f.type),
-            "sensitivity_label": SENSITIVITY_LABELS.get(f.sensitivity, f.sensitivity),
-            "authority": labels.get(f.authority, f.authority) or registry.owner.name,
-            "source": sources.get(f.name),
-            "writable": f.name in writable,
-        }
-        for f in fields
-    ]
+    # Conditional authority (e.g. an event's kind decides its source) is judged on the current values.
+    current = services.record_values_now(record) if authority_rule_field(fields) is not None else None
+    writable = set(services.writable_fields(registry, department, record=record, values=current))
+    narrowed = {f.name: services.field_authority(registry, f, current) for f in fields} if current else {}
+    labels = _authority_labels([f.authority for f in fields] + [tokens for tokens, _c in narrowed.values()])
+    rows = []
+    for f in fields:
+        tokens, condition = narrowed.get(f.name, ("", ""))
+        if condition:
+            authority = labels.get(tokens) or "—"
+        else:
+            authority = labels.get(f.authority, f.authority) or registry.owner.name
+        rows.append(
+            {
+                "field": f,
+                "label": field_label(f),
+                "value": _show(f, (values or {}).get(f.name)),
+                "type_label": TYPE_LABELS.get(f.type, f.type),
+                "sensitivity_label": SENSITIVITY_LABELS.get(f.sensitivity, f.sensitivity),
+                "authority": authority,
+                "authority_condition": condition,
+                "source": sources.get(f.name),
+                "writable": f.name in writable,
+            }
+        )
     if edit_form is None and as_of is None and values is not None and writable:
         current = {n: v for n, v in values.items() if n in by_name and not by_name[n].is_personal}
         edit_form = RecordEditForm(
@@ -484,7 +494,8 @@ def edit_record(request, code, uid):
     registry, _prefix = _readable_registry(code, user)
     rec = _readable_record(registry, uid, user)
     fields = services.registry_fields(registry)
-    writable_names = set(services.writable_fields(registry, department, division_code=rec.division_code))
+    current = services.record_values_now(rec)
+    writable_names = set(services.writable_fields(registry, department, record=rec, values=current))
     writable = [f for f in fields if f.name in writable_names]
     # Values posted for fields the department may not write (a crafted form) go to the services
     # unchanged, so the refusal and its audit record come from the one place that decides authority.
@@ -494,7 +505,6 @@ def edit_record(request, code, uid):
         if f.name not in writable_names and VALUE_PREFIX + f.name in request.POST
     }
     by_name = {f.name: f for f in fields}
-    current = services.record_values_now(rec)
     plain = {n: v for n, v in current.items() if n in by_name and not by_name[n].is_personal}
     form = RecordEditForm(request.POST, fields=writable, current=plain, masked={})
     valid = form.is_valid()
@@ -552,7 +562,7 @@ def correct_record(request, code, uid):
     if field is None:
         raise Http404(gettext("字段不存在。"))
     record_url = reverse("registry:record", kwargs={"code": registry.code, "uid": rec.uid})
-    if services.can_write(registry, field.name, department, division_code=rec.division_code):
+    if services.can_write(registry, field.name, department, record=rec):
         messages.info(request, gettext("本部门是该字段的权威来源，可直接修改。"))
         return redirect(record_url)
     form = CorrectionForm(request.POST or None, field=field)
@@ -572,6 +582,15 @@ def correct_record(request, code, uid):
                 % {"due": correction.due_on.isoformat() if correction.due_on else "—"},
             )
             return redirect(record_url)
+    ruled = authority_rule_field(by_name.values()) is not None
+    tokens, condition = services.field_authority(registry, field, services.record_values_now(rec) if ruled else None)
+    if condition:
+        authority = gettext("%(authority)s（%(condition)s的记录）") % {
+            "authority": _authority_labels([tokens]).get(tokens) or "—",
+            "condition": condition,
+        }
+    else:
+        authority = _authority_labels([field.authority]).get(field.authority) or registry.owner.name
     context = {
         "registry": registry,
         "record": rec,
@@ -579,7 +598,7 @@ def correct_record(request, code, uid):
         "label": field_label(field),
         "form": form,
         "record_url": record_url,
-        "authority": _authority_labels([field.authority]).get(field.authority) or registry.owner.name,
+        "authority": authority,
     }
     status = 400 if form.is_bound and form.errors else 200
     return _render(request, "registry/correct.html", "registry/_correction_form.html", context, status=status)
@@ -605,7 +624,7 @@ def _inbox_rows(requests, department, today) -> list[dict]:
     rows = []
     for req in requests:
         registry = req.record.registry
-        if not services.can_write(registry, req.field, department, division_code=req.record.division_code):
+        if not services.can_write(registry, req.field, department, record=req.record):
             continue
         field = {f.name: f for f in services.registry_fields(registry)}.get(req.field)
         pending = req.status == CorrectionRequest.Status.PENDING
@@ -661,7 +680,7 @@ def decide_correction(request, pk):
     req = get_object_or_404(CorrectionRequest.objects.select_related("record__registry"), pk=pk)
     registry, _prefix = _readable_registry(req.record.registry.code, user)
     services.check_read(registry, actor=user, division_code=req.record.division_code)
-    if not services.can_write(registry, req.field, department, division_code=req.record.division_code):
+    if not services.can_write(registry, req.field, department, record=req.record):
         raise PermissionDenied(gettext("本部门不是该字段的权威来源，不能处理此纠错申请。"))
     target = _safe_next(request, reverse("registry:corrections"))
     form = CorrectionDecisionForm(request.POST)
@@ -684,6 +703,21 @@ def decide_correction(request, pk):
 
 
 # --- Schemas (administrators) ---------------------------------------------------------------------
+
+
+def _authority_rule_rows(fields, labels: dict) -> dict | None:
+    """The conditional authority rule of a schema version for display: the field and value → departments."""
+    field = authority_rule_field(fields)
+    if field is None:
+        return None
+    return {
+        "field": field,
+        "label": field_label(field),
+        "rules": [
+            {"value": value, "label": field.choice_label(value), "authority": labels.get(tokens, tokens)}
+            for value, tokens in field.authority_by_value
+        ],
+    }
 
 
 @login_required
@@ -721,7 +755,10 @@ def schema_versions(request, code):
         }
         for version in registry.schemas.order_by("-version")
     ]
-    labels = _authority_labels(f.authority for v in versions for f in v["fields"])
+    labels = _authority_labels(
+        [f.authority for v in versions for f in v["fields"]]
+        + [tokens for v in versions for f in v["fields"] for _value, tokens in f.authority_by_value]
+    )
     for item in versions:
         item["rows"] = [
             {
@@ -729,9 +766,11 @@ def schema_versions(request, code):
                 "type_label": TYPE_LABELS.get(f.type, f.type),
                 "sensitivity_label": SENSITIVITY_LABELS.get(f.sensitivity, f.sensitivity),
                 "authority": labels.get(f.authority, f.authority),
+                "choices": [f"{code} {label}" if label != code else code for code, label in choice_pairs(f)],
             }
             for f in item["fields"]
         ]
+        item["rule"] = _authority_rule_rows(item["fields"], labels)
     context = {
         "registry": registry,
         "versions": versions,

@@ -228,6 +228,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dir", metavar="DIR", help="library definition directory (default: the shipped one)")
         parser.add_argument("--check", action="store_true", help="only validate the definition files (检查定义)")
+        parser.add_argument(
+            "--update-fields",
+            action="store_true",
+            help="also apply changed definitions of installed fields (labels, choices, authorities) as a new version",
+        )
 
     def handle_install(self, **options):
         """Create missing registries, publish new versions for definitions that gained fields; print what changed."""
@@ -237,7 +242,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"信息库定义有效 (definitions valid): {len(definitions)} registries")
                 return
             report = libraries.install_libraries(
-                actor=CLI_ACTOR, province_code=options.get("province"), definitions=definitions
+                actor=CLI_ACTOR,
+                province_code=options.get("province"),
+                definitions=definitions,
+                update_fields=options.get("update_fields", False),
             )
         except libraries.LibraryDefinitionError as exc:
             raise CommandError(str(exc)) from None
@@ -247,8 +255,12 @@ class Command(BaseCommand):
             self.stdout.write(f"已创建 created  {code} v1")
         for code, version in report.upgraded.items():
             self.stdout.write(f"已升级 upgraded {code} v{version}")
+        for code, fields in report.updated.items():
+            self.stdout.write(f"已更新字段定义 updated {code}: {', '.join(fields)}")
         for code, fields in report.drifted.items():
-            self.stdout.write(f"定义有差异未应用 differs (not applied) {code}: {', '.join(fields)}")
+            self.stdout.write(
+                f"定义有差异未应用 differs (not applied; --update-fields applies it) {code}: {', '.join(fields)}"
+            )
         self.stdout.write(
             f"信息库安装完成 (installed): {len(report.created)} created, {len(report.upgraded)} upgraded, "
             f"{len(report.unchanged)} unchanged"
