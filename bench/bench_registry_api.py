@@ -6,20 +6,25 @@ Steps: create a fresh database on the ``--database-url`` server (dropped afterwa
 ``--keep``); create the tables from the models (``migrate --run-syncdb`` with migrations disabled,
 as the test suite does, so the benchmark does not depend on generated migration files); load N
 person records with ``services.bulk_create_records(validate=False)`` (the values are generated
-valid: resident ID numbers with correct check digits) and one API client; start gunicorn
-(``python -m gunicorn --config python:dgov.gunicorn_conf``, 2 workers × 8 threads, DEBUG off,
-access log on as in production); then for each scenario warm up and measure for ``--seconds``:
+valid: resident ID numbers with correct check digits) and one API client; start the web server
+as ``dgov serve`` does (Granian, command line from :mod:`dgov.server`; 2 workers × 8 threads,
+DEBUG off, access log on as in production); then for each scenario warm up and measure for
+``--seconds``:
 
-* ``GET  /api/v1/registries/data/bench.person/1/{uid}`` — read by record identifier (uid);
-* ``POST /api/v1/registries/data/bench.person/1/read`` — read by the ID number in the body.
+* ``GET  /api/v1/registries/data/bench.person/1/{uid}`` — read by record identifier (uid), answered
+  by the registry read fast path (ADR 0013);
+* the same read with the fast path switched off (``DGOV_REGISTRY_FAST_READ=0``, a second server):
+  the full Django stack, the comparison the ratio is reported against;
+* ``POST /api/v1/registries/data/bench.person/1/read`` — read by the ID number in the body (Django).
 
-Each request is a full read: client authentication (HTTP Basic, HMAC-SM3), blind-index lookup,
-SM4 decryption of the personal fields, masking and one AccessLog insert. The load generator is
+Each request is a full read: client authentication (HTTP Basic, HMAC-SM3), the record lookup,
+SM4 decryption of the personal fields, masking and one AccessLog row committed before the answer
+leaves (group commit on the fast path, one insert per request on the Django path). The load generator is
 ``wrk`` when installed (``--loader auto``), else a Python one (threads with keep-alive
 ``http.client`` connections); it runs on the same machine and takes CPU from the server.
 
 Run: ``.venv/bin/python bench/bench_registry_api.py --n 1000000
-[--database-url postgres://postgres@127.0.0.1:5432/postgres]``.
+[--database-url postgres://postgres@127.0.0.1:5432/postgres] [--keep | --reuse NAME]``.
 """
 
 from __future__ import annotations
@@ -303,6 +308,40 @@ def _wait_for(port: int, seconds: float = 60) -> None:
     raise RuntimeError("gunicorn did not come up")
 
 
+def _start_server(env: dict, port: int, workers: int, threads: int, fast: bool) -> subprocess.Popen:
+    """Start the web server as ``dgov serve`` does, on ``port``; wait until it answers."""
+    sys.path.insert(0, str(SRC))
+    from dgov import server as dgov_server
+
+    server_env = {
+        **env,
+        "DGOV_BIND": f"127.0.0.1:{port}",
+        "DGOV_WEB_WORKERS": str(workers),
+        "DGOV_WEB_THREADS": str(threads),
+        "DGOV_REGISTRY_FAST_READ": "1" if fast else "0",
+    }
+    proc = subprocess.Popen(
+        dgov_server.web_command(server_env),
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait_for(port)
+    return proc
+
+
+def _stop_server(proc: subprocess.Popen | None) -> None:
+    """Stop a process started in its own session (the server, the worker)."""
+    if proc is None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Load, serve, measure; exit 1 when p99 of the read by uid misses the target at N ≥ 1M."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -312,8 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=2, help="web worker processes (default 2)")
+    parser.add_argument("--threads", type=int, default=8, help="application threads per worker (default 8)")
     parser.add_argument("--loader", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--keep", action="store_true", help="keep the database (printed) for another run")
+    parser.add_argument("--reuse", metavar="NAME", help="measure a database kept by an earlier --keep run")
     parser.add_argument("--load-into", help=argparse.SUPPRESS)  # internal: child process that loads data
     args = parser.parse_args(argv)
 
@@ -325,79 +367,91 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = urlsplit(args.database_url)
     maintenance = urlunsplit(parts._replace(path="/postgres"))
-    name = f"dgov_bench_api_{os.getpid()}"
+    name = args.reuse or f"dgov_bench_api_{os.getpid()}"
+    keep = args.keep or bool(args.reuse)
     workdir = Path(tempfile.mkdtemp(prefix="dgov-bench-api-"))
     (workdir / "bench_api_settings.py").write_text(SETTINGS_TEMPLATE)
+    kept_file = Path(tempfile.gettempdir()) / f"{name}.json"
+    if args.reuse:
+        kept = json.loads(kept_file.read_text())
+        master_key = kept["master_key"]
+    else:
+        master_key = secrets.token_hex(16)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench_api_settings",
         "PYTHONPATH": os.pathsep.join([str(workdir), str(SRC), os.environ.get("PYTHONPATH", "")]),
         "DATABASE_URL": urlunsplit(parts._replace(path=f"/{name}")),
         "DGOV_DATA_DIR": str(workdir / "data"),
-        "DGOV_MASTER_KEY": secrets.token_hex(16),
+        "DGOV_MASTER_KEY": master_key,
         "DGOV_DEBUG": "0",
         "DGOV_LOG_LEVEL": "WARNING",
         "DGOV_AUDIT_CHECKPOINT_EVERY": "0",
     }
     env.pop("DGOV_TESTING", None)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    server = None
+    server = worker = None
     try:
-        subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v0"], env=env, check=True)
-        print(f"loading {args.n:,} records into {name} …", flush=True)
-        data_file = workdir / "data.json"
-        subprocess.run([sys.executable, __file__, "--n", str(args.n), "--load-into", str(data_file)], env=env,
-                       check=True)
-        data = json.loads(data_file.read_text())
-        port = _free_port()
-        server_env = {**env, "DGOV_BIND": f"127.0.0.1:{port}", "DGOV_WEB_WORKERS": "2", "DGOV_WEB_THREADS": "8"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:dgov.gunicorn_conf"],
-            env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        _wait_for(port)
+        if args.reuse:
+            data = kept["data"]
+            # Tables added since the database was loaded (the access-log journal markers, say).
+            subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v0"], env=env, check=True)
+        else:
+            with psycopg.connect(maintenance, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v0"], env=env, check=True)
+            print(f"loading {args.n:,} records into {name} …", flush=True)
+            data_file = workdir / "data.json"
+            subprocess.run([sys.executable, __file__, "--n", str(args.n), "--load-into", str(data_file)], env=env,
+                           check=True)
+            data = json.loads(data_file.read_text())
+            if keep:
+                kept_file.write_text(json.dumps({"master_key": master_key, "data": data}))
         token = base64.b64encode(f"{data['client_id']}:{data['secret']}".encode()).decode()
         auth = f"Basic {token}"
         base = f"/api/v1/registries/data/{REGISTRY_CODE}/1"
-        scenarios = {
-            "GET by uid": ("GET", base + "/read", [f"{base}/{uid}" for uid in data["uids"]]),
-            "POST read by ID number": (
-                "POST",
-                base + "/read",
-                [json.dumps({"query": {"content": {"id_number": n}}}) for n in data["numbers"]],
-            ),
-        }
-        # A request that fails here fails the benchmark instead of measuring error pages.
-        probe = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        probe.request("GET", scenarios["GET by uid"][2][0], headers={"Authorization": auth})
-        reply = probe.getresponse()
-        body = reply.read()
-        if reply.status != 200:
-            raise RuntimeError(f"probe failed: {reply.status} {body[:300]!r}")
+        by_uid = ("GET", base + "/read", [f"{base}/{uid}" for uid in data["uids"]])
+        by_number = ("POST", base + "/read",
+                     [json.dumps({"query": {"content": {"id_number": n}}}) for n in data["numbers"]])
         use_wrk = args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk"))
         results = {}
-        runs = [(f"{label}, {args.clients} clients", args.clients, spec) for label, spec in scenarios.items()]
-        # One client shows the service time of a request without queueing behind the others.
-        runs.append(("GET by uid, 1 client", 1, scenarios["GET by uid"]))
-        for label, clients, (method, url, items) in runs:
-            if use_wrk:
-                wrk_load(port, method, url, items, auth, clients, args.warmup, workdir)
-                results[label] = wrk_load(port, method, url, items, auth, clients, args.seconds, workdir)
-            else:
-                requests = [("GET", item, None) if method == "GET" else ("POST", url, item.encode())
-                            for item in items]
-                python_load(port, requests, auth, clients, args.warmup)
-                results[label] = python_load(port, requests, auth, clients, args.seconds)
+        plans = [
+            (True, [(f"GET by uid, fast path, {args.clients} clients", args.clients, by_uid),
+                    ("GET by uid, fast path, 1 client", 1, by_uid)]),
+            (False, [(f"GET by uid, Django path, {args.clients} clients", args.clients, by_uid),
+                     (f"POST read by ID number, {args.clients} clients", args.clients, by_number)]),
+        ]
+        # The background worker runs as under `dgov serve`: it moves the fast path's access-log
+        # journal into the database, on the same cores, while the reads are measured.
+        worker = subprocess.Popen([sys.executable, "-m", "django", "worker", "--interval", "0.5"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        for fast, runs in plans:
+            port = _free_port()
+            server = _start_server(env, port, args.workers, args.threads, fast)
+            # A request that fails here fails the benchmark instead of measuring error pages.
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            probe.request("GET", by_uid[2][0], headers={"Authorization": auth})
+            reply = probe.getresponse()
+            body = reply.read()
+            if reply.status != 200:
+                raise RuntimeError(f"probe failed: {reply.status} {body[:300]!r}")
+            for label, clients, (method, url, items) in runs:
+                if use_wrk:
+                    wrk_load(port, method, url, items, auth, clients, args.warmup, workdir)
+                    results[label] = wrk_load(port, method, url, items, auth, clients, args.seconds, workdir)
+                else:
+                    requests = [("GET", item, None) if method == "GET" else ("POST", url, item.encode())
+                                for item in items]
+                    python_load(port, requests, auth, clients, args.warmup)
+                    results[label] = python_load(port, requests, auth, clients, args.seconds)
+            _stop_server(server)
+            server = None
+        _stop_server(worker)
+        worker = None
     finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-        if args.keep:
-            print(f"database kept: {name}")
+        _stop_server(server)
+        _stop_server(worker)
+        if keep:
+            print(f"database kept: {name} (measure it again with --reuse {name})")
         else:
             with psycopg.connect(maintenance, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -406,15 +460,21 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from common import table
 
-    print(f"\nregistry API, {data['n']:,} records on PostgreSQL (loaded in {data['load_seconds']:.0f} s, "
-          f"{data['n'] / data['load_seconds']:,.0f} rows/s); {args.clients} clients, {args.seconds:.0f} s each, "
-          f"gunicorn 2 workers × 8 threads; load generator: {'wrk' if use_wrk else 'python'}")
+    loaded = "" if args.reuse else (f" (loaded in {data['load_seconds']:.0f} s, "
+                                     f"{data['n'] / data['load_seconds']:,.0f} rows/s)")
+    print(f"\nregistry API, {data['n']:,} records on PostgreSQL{loaded}; {args.seconds:.0f} s per scenario, "
+          f"Granian {args.workers} workers × {args.threads} threads; load generator: {'wrk' if use_wrk else 'python'}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     rows = [
         [label, r["rps"], r["p50"], r["p95"], r["p99"], r["max"], r["errors"]]
         for label, r in results.items()
     ]
     print(table(["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], rows))
-    p99 = results[f"GET by uid, {args.clients} clients"]["p99"]
+    fast = results[f"GET by uid, fast path, {args.clients} clients"]
+    slow = results[f"GET by uid, Django path, {args.clients} clients"]
+    print(f"fast path / Django path: {fast['rps'] / slow['rps']:.1f}× the throughput, "
+          f"p99 {slow['p99'] / fast['p99']:.1f}× lower")
+    p99 = fast["p99"]
     verdict = "yes" if p99 < TARGET_P99_MS else "no"
     print(f"p99 of GET by uid at {args.clients} clients < {TARGET_P99_MS:.0f} ms: {verdict} ({p99:.1f} ms)")
     return 1 if (verdict == "no" and data["n"] >= 1_000_000) else 0

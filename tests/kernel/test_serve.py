@@ -1,6 +1,5 @@
-"""``dgov serve``: command lines, banner, supervision, and one real start of gunicorn + worker."""
+"""``dgov serve``: command lines, banner, supervision, and one real start of the web server + worker."""
 
-import importlib
 import io
 import json
 import os
@@ -21,14 +20,12 @@ from dgov.kernel.management.commands import serve
 
 def test_build_plan_command_lines():
     plan = serve.build_plan(bind="0.0.0.0:9000", workers=3, threads=8, python="/py", environ={"PATH": "/bin"})
-    assert plan.web_cmd == [
-        "/py",
-        "-m",
-        "gunicorn",
-        "--config",
-        "python:dgov.gunicorn_conf",
-        "dgov.wsgi:application",
-    ]
+    assert plan.web_cmd[:5] == ["/py", "-m", "granian", "--interface", "wsgi"]
+    assert plan.web_cmd[-1] == "dgov.wsgi:application"
+    text = " ".join(plan.web_cmd)
+    assert "--host 0.0.0.0 --port 9000" in text and "--workers 3 --blocking-threads 8" in text
+    log_config = Path(plan.web_cmd[plan.web_cmd.index("--log-config") + 1])
+    assert json.loads(log_config.read_text())["formatters"]["json"]["()"].endswith("JsonFormatter")
     assert plan.worker_cmd == ["/py", "-m", "dgov.cli", "worker", "--interval", "1"]
     assert plan.env["DGOV_BIND"] == "0.0.0.0:9000"
     assert (plan.env["DGOV_WEB_WORKERS"], plan.env["DGOV_WEB_THREADS"]) == ("3", "8")
@@ -42,9 +39,7 @@ def test_build_plan_command_lines():
 
 def test_banner_lists_urls_and_logins():
     plan = serve.build_plan(bind="127.0.0.1:8123")
-    text = serve.render_banner(
-        plan, [{"username": "admin", "password": "pw", "role": "平台管理员"}, ("a", "b")]
-    )
+    text = serve.render_banner(plan, [{"username": "admin", "password": "pw", "role": "平台管理员"}, ("a", "b")])
     for path in ("/", "/workbench/", "/admin/", "/api/v1/docs", "/healthz", "/readyz", "/metrics"):
         assert f"http://127.0.0.1:8123{path}\n" in text
     assert "admin / pw  (平台管理员)" in text and "a / b" in text
@@ -57,7 +52,7 @@ def test_dry_run_prints_plan_without_starting(monkeypatch):
     out = io.StringIO()
     call_command("serve", "--dry-run", "--bind", "127.0.0.1:8765", "--no-worker", stdout=out)
     text = out.getvalue()
-    assert "gunicorn --config python:dgov.gunicorn_conf" in text
+    assert "granian --interface wsgi --host 127.0.0.1 --port 8765" in text
     assert "worker: (none)" in text
     assert "http://127.0.0.1:8765/readyz" in text and "citizen / pw" in text
 
@@ -126,7 +121,7 @@ def test_supervisor_restarts_a_crashed_worker_then_gives_up():
     sup, started = make_supervisor()
     sup.start()
     web, worker = started
-    assert web.cmd[2] == "gunicorn" and worker.cmd[3] == "worker"
+    assert web.cmd[2] == "granian" and worker.cmd[3] == "worker"
     assert sup.poll() is None
     for restart in range(1, serve.WORKER_RESTARTS):
         sup.worker.returncode = 1
@@ -138,7 +133,7 @@ def test_supervisor_restarts_a_crashed_worker_then_gives_up():
     assert web.signals == [signal.SIGTERM]
 
 
-def test_supervisor_stops_everything_when_gunicorn_exits():
+def test_supervisor_stops_everything_when_the_web_server_exits():
     sup, started = make_supervisor()
     sup.start()
     web, worker = started
@@ -157,19 +152,31 @@ def test_supervisor_forwards_stop_signal():
     assert [p.signals for p in started] == [[signal.SIGTERM], [signal.SIGTERM]]
 
 
-def test_gunicorn_conf_reads_environment(monkeypatch):
-    monkeypatch.setenv("DGOV_BIND", "127.0.0.1:9100,unix:/tmp/dgov.sock")
-    monkeypatch.setenv("DGOV_WEB_WORKERS", "5")
-    monkeypatch.setenv("DGOV_WEB_THREADS", "6")
-    import dgov.gunicorn_conf as conf
+def test_web_command_reads_environment():
+    from dgov import server
 
-    conf = importlib.reload(conf)
-    assert conf.bind == ["127.0.0.1:9100", "unix:/tmp/dgov.sock"]
-    assert (conf.workers, conf.threads, conf.worker_class) == (5, 6, "gthread")
-    monkeypatch.delenv("DGOV_BIND")
-    monkeypatch.delenv("DGOV_WEB_WORKERS")
-    conf = importlib.reload(conf)
-    assert conf.bind == ["127.0.0.1:8000"] and conf.workers == 2
+    cmd = server.web_command(
+        {
+            "DGOV_BIND": "unix:/tmp/dgov.sock",
+            "DGOV_WEB_WORKERS": "5",
+            "DGOV_WEB_THREADS": "6",
+            "DGOV_WEB_MAX_RSS": "512",
+            "DGOV_LOG_LEVEL": "WARNING",
+        },
+        python="/py",
+    )
+    text = " ".join(cmd)
+    assert "--uds /tmp/dgov.sock" in text and "--workers 5 --blocking-threads 6" in text
+    assert "--workers-max-rss 512" in text and "--log-level warning" in text and "--no-access-log" in text
+    default = " ".join(server.web_command({}, python="/py"))
+    assert "--host 127.0.0.1 --port 8000" in default and "--workers 2 --blocking-threads 4" in default
+    assert "--workers-lifetime 86400" in default and "--workers-max-rss" not in default
+    assert "--host ::1 --port 8001" in " ".join(server.web_command({"DGOV_BIND": "[::1]:8001"}))
+    for bad in ("127.0.0.1:1,127.0.0.1:2", "localhost", ":80"):
+        with pytest.raises(ValueError):
+            server.web_command({"DGOV_BIND": bad})
+    with pytest.raises(ValueError, match="DGOV_WEB_WORKERS"):
+        server.web_command({"DGOV_WEB_WORKERS": "two"})
 
 
 # --- a real start ------------------------------------------------------------------------------
@@ -219,7 +226,7 @@ def _wait_until_ready(proc, base: str, tmp_path: Path) -> None:
     assert ready == 200, (body, output)  # the worker subprocess is beating
     assert json.loads(body)["checks"] == {"database": "ok", "worker": "ok"}
     assert f"{base}/workbench/" in output
-    access = [json.loads(line) for line in output.splitlines() if '"gunicorn.access"' in line]
+    access = [json.loads(line) for line in output.splitlines() if '"dgov.access"' in line]
     assert any(a["path"] == "/healthz" and a["status"] == 200 and a["request_id"] != "-" for a in access)
 
 
@@ -233,7 +240,7 @@ def _healthz_count(base: str) -> tuple[float, str]:
 
 
 @pytest.mark.slow
-def test_serve_starts_gunicorn_and_worker(tmp_path):
+def test_serve_starts_web_server_and_worker(tmp_path):
     env = _smoke_env(tmp_path)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -260,11 +267,11 @@ def test_serve_starts_gunicorn_and_worker(tmp_path):
             before, _text = _healthz_count(base)
             for _ in range(20):
                 assert _get(base + "/healthz")[0] == 200
-            # /metrics sums every process (two gunicorn workers and the background worker), so the
-            # count grows by exactly 20 whichever gunicorn worker answered which request.
+            # /metrics sums every process (two web workers and the background worker), so the
+            # count grows by exactly 20 whichever web worker answered which request.
             after, text = _healthz_count(base)
             assert after - before == 20
-            assert "dgov_worker_tasks_total" in text  # counted in the worker process, not in gunicorn
+            assert "dgov_worker_tasks_total" in text  # counted in the worker process, not in the web server
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -274,4 +281,4 @@ def test_serve_starts_gunicorn_and_worker(tmp_path):
                 raise
     assert code == 0, (tmp_path / "serve.log").read_text(errors="replace")
     with pytest.raises(urllib.error.URLError):
-        _get(base + "/healthz")  # gunicorn went down with serve
+        _get(base + "/healthz")  # the web server went down with serve

@@ -14,9 +14,7 @@ from prometheus_client import Counter, Histogram
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("dgov_request_id", default="-")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-HTTP_REQUESTS = Counter(
-    "dgov_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
-)
+HTTP_REQUESTS = Counter("dgov_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
     "dgov_http_request_duration_seconds",
     "Time to answer an HTTP request",
@@ -79,6 +77,10 @@ class JsonFormatter(logging.Formatter):
     _SKIP = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON object; a record carrying a ready ``_json_line`` (access log) as it is."""
+        ready = getattr(record, "_json_line", None)
+        if ready is not None:
+            return ready
         data = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
@@ -94,3 +96,134 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
     converter = time.gmtime
+
+
+# --- WSGI access log ---------------------------------------------------------------------------
+
+ACCESS_LOGGER = logging.getLogger("dgov.access")
+
+# Variables every WSGI environ may carry; anything else copied from the server's own process
+# environment (Granian starts each environ from os.environ) is removed before the application sees
+# it: secrets such as DGOV_MASTER_KEY do not belong in request.META, and an inherited HTTP_PROXY
+# would look like a header the client sent ("httpoxy").
+_WSGI_KEYS = frozenset(
+    {
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "GATEWAY_INTERFACE",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "REMOTE_ADDR",
+        "REMOTE_HOST",
+        "REMOTE_PORT",
+        "REQUEST_METHOD",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "SERVER_PROTOCOL",
+        "SERVER_SOFTWARE",
+        "RAW_URI",
+        "REQUEST_URI",
+    }
+)
+
+
+class AccessLogApp:
+    """WSGI middleware around the whole site: request id, a clean environ, one JSON access-log line per request.
+
+    It runs before Django (and before the registry read fast path), so every answer — pages, API,
+    fast path, errors — gets an ``X-Request-ID`` header and one ``dgov.access`` log line with the
+    same id as the application's own log lines. An incoming well-formed ``X-Request-ID`` is kept
+    (a load balancer's id joins its logs to ours); otherwise a new one is made.
+    """
+
+    def __init__(self, app, *, inherited: frozenset[str] | None = None):
+        self.app = app
+        import os
+
+        self.inherited = frozenset(os.environ) - _WSGI_KEYS if inherited is None else inherited
+
+    def __call__(self, environ, start_response):
+        """Serve one request through the wrapped application and log it when its body is done."""
+        for key in self.inherited:
+            environ.pop(key, None)
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        rid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        environ["HTTP_X_REQUEST_ID"] = rid
+        started = time.perf_counter()
+        seen: dict = {}
+
+        def logged_start_response(status, headers, exc_info=None):
+            seen["status"] = status
+            if not any(name.lower() == "x-request-id" for name, _value in headers):
+                headers = [*headers, ("X-Request-ID", rid)]
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        try:
+            body = self.app(environ, logged_start_response)
+        except BaseException:
+            self._log(environ, rid, "500", started, None)
+            raise
+        if isinstance(body, list):
+            self._log(environ, rid, seen.get("status", "500"), started, sum(len(part) for part in body))
+            return body
+        return _LoggedBody(body, lambda size: self._log(environ, rid, seen.get("status", "500"), started, size))
+
+    @staticmethod
+    def _log(environ, rid: str, status: str, started: float, size: int | None) -> None:
+        """Write the access-log line (never failing the request).
+
+        The JSON line is built here, once, and carried on the record as ``_json_line``, which
+        :class:`JsonFormatter` writes as it is: one request costs one small ``json.dumps``.
+        """
+        if not ACCESS_LOGGER.isEnabledFor(logging.INFO):
+            return
+        try:
+            code = str(status).split(" ", 1)[0]
+            now = time.time()
+            method = environ.get("REQUEST_METHOD", "-")
+            path = environ.get("PATH_INFO", "-")
+            line = json.dumps(
+                {
+                    "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+                    "level": "INFO",
+                    "logger": ACCESS_LOGGER.name,
+                    "msg": f"{method} {path} {code}",
+                    "request_id": rid,
+                    "remote": environ.get("REMOTE_ADDR", "-"),
+                    "method": method,
+                    "path": path,
+                    "query": environ.get("QUERY_STRING", ""),
+                    "status": int(code) if code.isdigit() else code,
+                    "bytes": size,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "user_agent": environ.get("HTTP_USER_AGENT", "-"),
+                },
+                ensure_ascii=False,
+            )
+            ACCESS_LOGGER.info(line, extra={"_json_line": line})
+        except Exception:  # noqa: BLE001 - a log line must never fail a request
+            logging.getLogger(__name__).exception("access log failed")
+
+
+class _LoggedBody:
+    """A response body iterable that logs the request once the server has sent all of it and closed it."""
+
+    def __init__(self, inner, done):
+        self.inner = inner
+        self.done = done
+        self.size = 0
+
+    def __iter__(self):
+        for chunk in self.inner:
+            self.size += len(chunk)
+            yield chunk
+
+    def close(self):
+        """Close the inner body (Django's request_finished runs here), then log."""
+        try:
+            close = getattr(self.inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.done(self.size)

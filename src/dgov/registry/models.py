@@ -65,8 +65,10 @@ class RegistrySchema(models.Model):
     resident_id, uscc, division_code, phone, email, geojson, reference, json), ``required``,
     ``unique``, ``lookup`` (exact lookup key), ``sensitivity`` (public, internal, personal —
     personal values are encrypted and masked), ``authority`` (department kind or code), and
-    optionally ``choices`` (enum), ``ref`` (registry code of a reference), ``max_length``,
-    ``min``/``max``, ``pattern``, ``mask`` (masking rule name), ``description``.
+    optionally ``choices`` (enum: codes, or ``{"value", "label", "label_en"}`` objects), ``ref``
+    (registry code of a reference), ``max_length``, ``min``/``max``, ``pattern``, ``mask``
+    (masking rule name), ``description``, ``authority_by_value`` (conditional authority by the
+    value of one enum field; see docs/registry-engine.md).
     """
 
     class Status(models.TextChoices):
@@ -273,9 +275,13 @@ class Delegation(models.Model):
 class AccessLog(models.Model):
     """One read of a record: who (department, person or API client), why, which fields — for 谁查了我的数据."""
 
-    registry = models.ForeignKey(Registry, verbose_name=_("信息库"), on_delete=models.CASCADE, related_name="+")
+    # Written for every read (through the journal on the API fast path): only the indexes that the
+    # "who read my data" and record pages use are kept, each one an insert cost (ADR 0013).
+    registry = models.ForeignKey(
+        Registry, verbose_name=_("信息库"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     record = models.ForeignKey(Record, verbose_name=_("记录"), on_delete=models.CASCADE, related_name="reads")
-    subject_digest = models.CharField(_("主体索引"), max_length=64, db_index=True, blank=True)
+    subject_digest = models.CharField(_("主体索引"), max_length=64, blank=True)
     reader_org = models.ForeignKey(
         "kernel.Organization",
         verbose_name=_("查询部门"),
@@ -283,6 +289,7 @@ class AccessLog(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
     reader = models.CharField(_("查询人/客户端"), max_length=150)
     channel = models.CharField(_("渠道"), max_length=16, default="web")
@@ -293,9 +300,26 @@ class AccessLog(models.Model):
     class Meta:
         verbose_name = _("查询记录")
         verbose_name_plural = _("查询记录")
+        indexes = [models.Index(fields=["subject_digest", "at"], name="registry_access_subject_at")]
 
     def __str__(self) -> str:
         return f"{self.reader} → {self.record_id}"
+
+
+class AccessJournalFile(models.Model):
+    """An access-log journal file already moved into AccessLog, so a crash can never ingest it twice."""
+
+    name = models.CharField(_("文件名"), max_length=128, unique=True)
+    rows = models.PositiveIntegerField(_("行数"), default=0)
+    skipped = models.PositiveIntegerField(_("跳过的不完整行"), default=0)
+    ingested_at = models.DateTimeField(_("导入时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("查询日志文件")
+        verbose_name_plural = _("查询日志文件")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class DemoDataset(models.Model):

@@ -7,13 +7,13 @@ What ``make run`` runs. Steps, each reusing what already exists so a second run 
 3. with ``--demo``: ``dgov demo`` unless the demo province is already seeded — the demo lives in
    another app, so it is found late-bound (``get_commands()`` and the dotted paths in
    ``settings.DEMO_IS_SEEDED`` / ``settings.DEMO_LOGINS``), never imported by the kernel;
-4. gunicorn (gthread workers, configuration in :mod:`dgov.gunicorn_conf`) and ``dgov worker``
-   as two child processes, then the URLs and demo logins are printed.
+4. the web server (Granian serving ``dgov.wsgi``; command line from :mod:`dgov.server`) and
+   ``dgov worker`` as two child processes, then the URLs and demo logins are printed.
 
-Supervision: SIGINT/SIGTERM are forwarded to both children as SIGTERM (graceful: gunicorn
+Supervision: SIGINT/SIGTERM are forwarded to both children as SIGTERM (graceful: the web server
 finishes requests in flight, the worker its current job), and they are killed after a grace
-period. If gunicorn exits, everything stops and ``serve`` exits with its status — gunicorn's
-master already restarts its own crashed workers, so its exit is fatal. If the worker exits
+period. If the web server exits, everything stops and ``serve`` exits with its status — its main
+process already restarts its own crashed workers, so its exit is fatal. If the worker exits
 unexpectedly, it is restarted (up to 5 times in 5 minutes) because the site itself keeps serving
 and only background delivery is interrupted; past that limit ``serve`` stops with an error
 rather than run without a worker while /readyz says 503.
@@ -36,8 +36,10 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
+from dgov import server
+
 DEFAULT_BIND = "127.0.0.1:8000"
-GRACE_SECONDS = 35.0  # gunicorn's graceful_timeout is 30 s
+GRACE_SECONDS = 35.0  # the web server's workers get 30 s to finish (--workers-kill-timeout)
 WORKER_RESTARTS = 5
 WORKER_RESTART_WINDOW = 300.0
 
@@ -89,7 +91,7 @@ def build_plan(
     python: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> ServePlan:
-    """Build the gunicorn and worker command lines (nothing is started)."""
+    """Build the web server and worker command lines (nothing is started)."""
     if workers < 1 or threads < 1:
         raise ValueError("workers and threads must be at least 1")
     python = python or sys.executable
@@ -97,10 +99,10 @@ def build_plan(
     env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", "dgov.settings"))
     env.update(DGOV_BIND=bind, DGOV_WEB_WORKERS=str(workers), DGOV_WEB_THREADS=str(threads))
     env["PYTHONUNBUFFERED"] = "1"
-    # gunicorn workers and the background worker each count their own metrics; prometheus_client's
+    # web workers and the background worker each count their own metrics; prometheus_client's
     # multiprocess mode lets /metrics, answered by any one process, report the sum of all of them.
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.DATA_DIR / "prometheus"))
-    web_cmd = [python, "-m", "gunicorn", "--config", "python:dgov.gunicorn_conf", "dgov.wsgi:application"]
+    web_cmd = server.web_command(env, python=python, log_config=server.write_log_config(settings.DATA_DIR / "run"))
     worker_cmd = (
         [python, "-m", "dgov.cli", "worker", "--interval", f"{worker_interval:g}"] if with_worker else None
     )
@@ -191,7 +193,7 @@ class Supervisor:
         self.worker = self._spawn(self.plan.worker_cmd)
 
     def start(self) -> None:
-        """Start gunicorn and (if planned) the worker."""
+        """Start the web server and (if planned) the worker."""
         self.web = self._spawn(self.plan.web_cmd)
         if self.plan.worker_cmd:
             self.start_worker()
@@ -205,7 +207,7 @@ class Supervisor:
         if self.stop_requested:
             return 0
         if self.web is not None and self.web.poll() is not None:
-            self.out.write(f"gunicorn exited with status {self.web.returncode}; stopping.\n")
+            self.out.write(f"web server exited with status {self.web.returncode}; stopping.\n")
             return self.web.returncode or 1
         if self.worker is not None and self.worker.poll() is not None:
             code = self.worker.returncode
@@ -245,7 +247,7 @@ class Supervisor:
 
 
 class Command(BaseCommand):
-    """Run dgov in production shape: migrate, collectstatic, (demo), gunicorn + worker."""
+    """Run dgov in production shape: migrate, collectstatic, (demo), web server + worker."""
 
     help = "启动平台：迁移数据库、收集静态文件、（可选）生成演示数据，然后运行 Web 服务与后台进程。"
 
@@ -259,13 +261,13 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=int(os.environ.get("DGOV_WEB_WORKERS", "2") or 2),
-            help="gunicorn worker processes (env DGOV_WEB_WORKERS, default 2)",
+            help="web server worker processes (env DGOV_WEB_WORKERS, default 2)",
         )
         parser.add_argument(
             "--threads",
             type=int,
             default=int(os.environ.get("DGOV_WEB_THREADS", "4") or 4),
-            help="threads per gunicorn worker (env DGOV_WEB_THREADS, default 4)",
+            help="application threads per web worker (env DGOV_WEB_THREADS, default 4)",
         )
         parser.add_argument(
             "--demo", action="store_true", help="seed the demo province first if it is missing"

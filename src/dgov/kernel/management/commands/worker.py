@@ -33,6 +33,7 @@ from django.db import close_old_connections, connections
 from django.db.utils import OperationalError
 from django.utils import timezone
 from django.utils.crypto import get_random_string
+from django.utils.module_loading import import_string
 from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.management.commands.db_worker import Worker as DbTaskWorker
@@ -114,6 +115,8 @@ class BackgroundWorker:
         self.events_failed = 0
         self.tasks_run = 0
         self._last_beat = 0.0
+        self._last_periodic = 0.0
+        self._periodic: list | None = None
         self.task_runner = None
         if run_tasks and isinstance(task_backends[DEFAULT_TASK_BACKEND_ALIAS], DatabaseBackend):
             self.task_runner = TaskRunner(
@@ -147,6 +150,33 @@ class BackgroundWorker:
         events.refresh_gauges()
         self._last_beat = now
 
+    # -- periodic jobs ---------------------------------------------------------------------------
+
+    def run_periodic(self) -> int:
+        """Run the jobs named in ``settings.WORKER_PERIODIC_JOBS`` (each at most once a second); returns their work.
+
+        A job is a dotted path to a function without arguments returning how much it did (another
+        app's job, found late so the kernel imports no app). A failing job is logged, not fatal.
+        """
+        now = time.monotonic()
+        if now - self._last_periodic < 1.0:
+            return 0
+        self._last_periodic = now
+        if self._periodic is None:
+            self._periodic = []
+            for path in getattr(settings, "WORKER_PERIODIC_JOBS", []):
+                try:
+                    self._periodic.append(import_string(path))
+                except ImportError:
+                    logger.warning("periodic job %s not found", path)
+        work = 0
+        for job in self._periodic:
+            try:
+                work += int(job() or 0)
+            except Exception:
+                logger.exception("periodic job failed", extra={"job": getattr(job, "__qualname__", str(job))})
+        return work
+
     # -- one pass --------------------------------------------------------------------------------
 
     def step(self) -> int:
@@ -155,7 +185,7 @@ class BackgroundWorker:
         result = events.drain(self.worker_id, limit=self.batch_size, should_stop=lambda: self.stopping)
         self.events_delivered += result.delivered
         self.events_failed += result.failed
-        work = result.claimed
+        work = result.claimed + self.run_periodic()
         if self.task_runner is not None:
             for _ in range(self.batch_size):
                 if self.stopping or not self.task_runner.run_one():

@@ -1,0 +1,399 @@
+"""Registry read fast path: ``GET /api/v1/registries/data/{registry}/{version}/{uid}`` for API clients.
+
+Reading one record by its identifier is what other government systems do most, thousands of times
+a second across a province. Through the full Django stack (a dozen middlewares, URL resolution,
+Ninja's parameter and response models, ORM instances) the request costs several milliseconds of
+one core. This WSGI middleware answers exactly that request for an API client (HTTP Basic) with the
+same rules and the same answer as :func:`dgov.registry.api.read_by_id`, doing only what the read
+needs (ADR 0013):
+
+* the client is authenticated by :func:`dgov.identity.services.authenticate_client` (its own
+  short cache), and must hold ``registry:read``;
+* the registry, schema version and the client's read scope (:func:`services.reader_scope`) come
+  from the same caches as the API's, the last one kept a few seconds per (registry, client);
+* the record's row is read by the process's :class:`GroupFetcher`, one statement for all the reads
+  waiting at that moment; personal values are decrypted and masked as :func:`services.read_record`
+  does (unmasked only with ``registry:unmask``);
+* the read is recorded in the access-log journal (:mod:`dgov.registry.accesslog`) before the answer
+  leaves; ``dgov worker`` moves the journal into ``AccessLog``.
+
+Anything else — another method or path, a session, bearer token or malformed credentials, an
+unknown registry or version, a record that is missing, deleted or outside the client's scope, a
+query parameter other than ``purpose``, any error — is passed on untouched to Django, which gives
+the full answer (401/403/404 problem+json, the refusal's audit record). The fast path therefore only
+ever answers 200, with a body equal to Django's. ``DGOV_REGISTRY_FAST_READ=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from urllib.parse import parse_qsl, unquote
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from ninja.errors import HttpError
+
+from dgov.kernel.fields import decrypt_value
+from dgov.kernel.observability import HTTP_LATENCY, HTTP_REQUESTS
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/api/v1/registries/data/"
+SCOPE_CACHE_SECONDS = 5.0
+ROUTE = "api/v1/registries/data/<registryname>/<versionnumber>/<ID>"
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cache-Control", "private, no-store"),
+)
+
+
+class RegistryReadFastPath:
+    """WSGI middleware: answer clients' reads of one record by uid directly, pass everything else on."""
+
+    def __init__(self, app, *, enabled: bool | None = None):
+        self.app = app
+        self.enabled = getattr(settings, "REGISTRY_FAST_READ", True) if enabled is None else enabled
+        self._scopes: dict[tuple, tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+        self.answered = 0
+
+    def __call__(self, environ, start_response):
+        """Answer the request here when it is a client's read by uid that succeeds; else call Django."""
+        path = environ.get("PATH_INFO", "")
+        if self.enabled and environ.get("REQUEST_METHOD") == "GET" and path.startswith(PREFIX):
+            started = time.perf_counter()
+            try:
+                body = self.read(environ, path)
+            except Exception:  # noqa: BLE001 - Django answers instead, and reports the error its way
+                logger.exception("registry fast read failed; passing the request on")
+                body = None
+            if body is not None:
+                headers = [
+                    ("Content-Type", "application/json; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                    *SECURITY_HEADERS,
+                ]
+                start_response("200 OK", headers)
+                HTTP_REQUESTS.labels("GET", ROUTE, "200").inc()
+                HTTP_LATENCY.labels("GET", ROUTE).observe(time.perf_counter() - started)
+                self.answered += 1
+                return [body]
+        return self.app(environ, start_response)
+
+    # --- the read ---------------------------------------------------------------------------------
+
+    def read(self, environ, path: str) -> bytes | None:
+        """The answer's body, or None when Django must answer."""
+        from dgov.api.auth import parse_basic, principal_scopes
+        from dgov.identity.services import authenticate_client
+        from dgov.registry import accesslog, services
+        from dgov.registry import api as registry_api
+        from dgov.registry.api import READ_SCOPE, UNMASK_SCOPE
+
+        parts = path[len(PREFIX) :].split("/")
+        if len(parts) != 3 or not all(parts):
+            return None
+        code, version_text, ident = parts
+        try:
+            uid = uuid.UUID(ident)
+        except ValueError:
+            return None  # a lookup by identifier value: the API resolves it
+        purpose = self._purpose(environ)
+        if purpose is None:
+            return None
+        credentials = parse_basic(environ.get("HTTP_AUTHORIZATION", ""))
+        if credentials is None:
+            return None
+        client = authenticate_client(*credentials)
+        if client is None:
+            return None
+        scopes = principal_scopes(client)
+        if READ_SCOPE not in scopes:
+            return None
+        try:
+            registry = registry_api._registry(unquote(code))
+            number = registry_api._version(registry, unquote(version_text))
+        except HttpError:
+            return None
+        prefix = self._reader_scope(registry, client, services)
+        if prefix is None:
+            return None
+        row = self._fetch(uid)
+        if row is None:
+            return None
+        (
+            registry_id,
+            schema_version,
+            version,
+            data,
+            sealed,
+            division_code,
+            created_at,
+            updated_at,
+            deleted_at,
+            record_id,
+        ) = row
+        if registry_id != registry.pk or deleted_at is not None or (prefix and not division_code.startswith(prefix)):
+            return None
+        values = json.loads(data) if isinstance(data, str) else dict(data or {})
+        if sealed:
+            values.update(json.loads(decrypt_value(sealed)))
+        fields = services.registry_fields(registry, number)
+        unmask = UNMASK_SCOPE in scopes
+        content = {}
+        for field in fields:
+            if field.name not in values:
+                continue
+            value = values[field.name]
+            hide = field.is_personal and not unmask and value is not None
+            content[field.name] = services.mask_value(field, value) if hide else value
+        shown = sorted(content)
+        entry = services.access_log_entry(
+            registry,
+            record_id=record_id,
+            values=values,
+            actor=client,
+            purpose=purpose,
+            channel="api",
+            fields=shown + ["<unmasked>"] if unmask else shown,
+        )
+        if entry is None or not accesslog.log_read(entry):
+            return None
+        answer = {
+            "uuid": str(uid),
+            "content": content,
+            "version": version,
+            "schemaVersion": schema_version,
+            "createdAt": _iso(created_at),
+            "modifiedAt": _iso(updated_at),
+        }
+        return json.dumps(answer, cls=_Encoder).encode()
+
+    @staticmethod
+    def _purpose(environ) -> str | None:
+        """The declared purpose (``X-Purpose`` header, else ``purpose`` parameter); None for other parameters."""
+        query = environ.get("QUERY_STRING", "")
+        params = parse_qsl(query, keep_blank_values=True) if query else []
+        if any(name != "purpose" for name, _value in params):
+            return None
+        header = environ.get("HTTP_X_PURPOSE", "")
+        if header:
+            return unquote(header).strip()[:255]
+        return (params[-1][1].strip() if params else "")[:255]
+
+    def _reader_scope(self, registry, client, services) -> str | None:
+        """services.reader_scope, kept a few seconds per (registry, schema, client)."""
+        key = (registry.pk, registry.current_schema_id, client.pk, client.organization_id)
+        now = time.monotonic()
+        hit = self._scopes.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        prefix = services.reader_scope(registry, client)
+        with self._lock:
+            if len(self._scopes) > 10000:
+                self._scopes.clear()
+            self._scopes[key] = (now + SCOPE_CACHE_SECONDS, prefix)
+        return prefix
+
+    def _fetch(self, uid: uuid.UUID):
+        """The record's row (registry id, versions, values, bookkeeping, primary key), or None."""
+        ok, row = fetcher.submit(uid)
+        if not ok:
+            raise RuntimeError("the record could not be read")  # Django answers instead
+        return row
+
+
+@dataclass
+class _Slot:
+    """One waiting item, its result and the event its request sleeps on."""
+
+    item: object
+    done: threading.Event = dataclass_field(default_factory=threading.Event)
+    ok: bool = False
+    result: object = None
+
+
+class BatchThread:
+    """One thread per process that handles the items waiting at each moment together, for the requests that wait.
+
+    A request calls :meth:`submit` and sleeps; the thread takes the first waiting item and every
+    other one waiting at that moment (up to ``max_batch``), hands them to :meth:`handle` as one
+    batch — one database statement — and wakes each request with its own result. When traffic is
+    light a batch holds one item and nothing waits longer than one statement; under load a batch
+    holds what arrived during the previous one. The thread keeps its own database connection and
+    closes it after ``idle_close`` seconds without work.
+    """
+
+    name = "dgov-batch"
+
+    def __init__(self, *, max_batch: int = 500, idle_close: float = 2.0):
+        self.max_batch = max_batch
+        self.idle_close = idle_close
+        self._queue: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.batches = 0
+        self.items = 0
+
+    def handle(self, items: list) -> list:
+        """Handle one batch; return one result per item (raise to fail them all)."""
+        raise NotImplementedError
+
+    def submit(self, item, *, timeout: float = 10.0) -> tuple[bool, object]:
+        """Hand ``item`` to the thread and wait: (True, its result), or (False, None) if its batch failed."""
+        self._ensure_thread()
+        slot = _Slot(item)
+        self._queue.put(slot)
+        if not slot.done.wait(timeout):
+            return False, None
+        return slot.ok, slot.result
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Handle what is waiting, stop the thread and close its database connection (tests, process exit)."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or not thread.is_alive() or self._pid != os.getpid():
+                self._thread = None
+                return
+            self._queue.put(None)
+            self._thread = None
+        thread.join(timeout)
+
+    def _ensure_thread(self) -> None:
+        """Start the thread in this process (again after a fork: threads do not survive one)."""
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid() and thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            if self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        """The loop: wait for an item, take all that wait, handle them, wake their requests."""
+        try:
+            while True:
+                try:
+                    first = self._queue.get(timeout=self.idle_close)
+                except queue.Empty:
+                    connections[DEFAULT_DB_ALIAS].close()  # idle: do not hold a database connection for nothing
+                    continue
+                if first is None:
+                    break
+                batch = [first]
+                stop = False
+                while len(batch) < self.max_batch:
+                    try:
+                        slot = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if slot is None:
+                        stop = True
+                        break
+                    batch.append(slot)
+                self._handle(batch)
+                if stop:
+                    break
+        finally:
+            connections[DEFAULT_DB_ALIAS].close()
+
+    def _handle(self, batch: list[_Slot]) -> None:
+        """Run one batch; mark every slot with the outcome and its result and wake its request."""
+        ok, results = False, [None] * len(batch)
+        try:
+            results = self.handle([slot.item for slot in batch])
+            ok = True
+            self.batches += 1
+            self.items += len(batch)
+        except Exception:  # noqa: BLE001 - reported to every waiting request, which then passes to Django
+            logger.exception("%s: batch of %d failed", self.name, len(batch))
+            connections[DEFAULT_DB_ALIAS].close()
+        for slot, result in zip(batch, results, strict=True):
+            slot.ok, slot.result = ok, result
+            slot.done.set()
+
+
+class GroupFetcher(BatchThread):
+    """Reads the records that waiting requests ask for with one statement per batch.
+
+    A statement per request was most of the fast path's database cost (ADR 0013): one thread per
+    process takes the uids that wait at that moment and selects their rows together —
+    ``uid = ANY(%s)``, prepared once, on PostgreSQL; ``IN (…)`` elsewhere — in autocommit mode,
+    so every read sees the latest committed row.
+    """
+
+    name = "dgov-registry-read"
+    COLUMNS = ("registry", "schema_version", "version", "data", "sealed", "division_code", "created_at",
+               "updated_at", "deleted_at", "id", "uid")
+
+    def handle(self, items: list[uuid.UUID]) -> list:
+        """The rows of the uids (None for a missing one), in order, without the trailing uid."""
+        from dgov.registry.models import Record
+
+        connection = connections[DEFAULT_DB_ALIAS]  # this thread's own
+        meta = Record._meta
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(meta.get_field(name).column) for name in self.COLUMNS)
+        base = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('uid').column)}"
+        connection.ensure_connection()
+        if not connection.get_autocommit():
+            connection.set_autocommit(True)
+        if connection.vendor == "postgresql":
+            import psycopg
+
+            with psycopg.Cursor(connection.connection) as cursor:
+                cursor.execute(base + " = ANY(%s)", [list(items)], prepare=True)
+                rows = cursor.fetchall()
+            found = {row[-1]: row[:-1] for row in rows}
+            return [found.get(uid) for uid in items]
+        uid_field = meta.get_field("uid")
+        params = [uid_field.get_db_prep_value(uid, connection) for uid in items]
+        with connection.cursor() as cursor:
+            cursor.execute(base + " IN (" + ", ".join(["%s"] * len(params)) + ")", params)
+            rows = cursor.fetchall()
+        found = {str(uid_field.to_python(row[-1])): row[:-1] for row in rows}
+        return [found.get(str(uid)) for uid in items]
+
+
+fetcher = GroupFetcher()
+"""The process's record reader; :class:`RegistryReadFastPath` uses it."""
+
+
+def _iso(value) -> str | None:
+    """A datetime from the database (aware, or SQLite's text) as ISO 8601 text in UTC, like the API's."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.isoformat()
+
+
+class _Encoder(json.JSONEncoder):
+    """JSON for record values: dates and decimals as text, as the API's encoder writes them."""
+
+    def default(self, o):
+        """Encode what ``json`` does not know."""
+        from ninja.responses import NinjaJSONEncoder
+
+        return NinjaJSONEncoder().default(o)
