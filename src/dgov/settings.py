@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "dgov.kernel",
     "dgov.identity",
     "dgov.registry",
+    "dgov.oidc",
     "dgov.web",
 ]
 
@@ -92,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "dgov.kernel.audit_context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "dgov.identity.middleware.SessionActivityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dgov.kernel.observability.MetricsMiddleware",
 ]
@@ -143,15 +145,31 @@ PASSWORD_HASHERS = [
 if TESTING:
     # Test users are created by the hundred; argon2's deliberate cost is not what the tests measure.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# OWASP ASVS 4.0 L2 (ADR 0012): 12+ characters, passphrases up to 256, common and predictable
+# passwords refused, no composition rules. Applied when a password is set, not at login.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "dgov.identity.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 256}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "dgov.identity.passwords.PredictablePasswordValidator"},
 ]
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:home"
+
+# --- Authentication: lockout, second factors, sessions (dgov.identity; ADR 0012) ------------------
+# No forced password rotation unless a deployment profile asks for it (0 = off).
+PASSWORD_MAX_AGE_DAYS = int(env("DGOV_PASSWORD_MAX_AGE_DAYS", "0") or 0)
+# Account kinds that must pass a second factor (staff and superusers always must).
+MFA_REQUIRED_KINDS = env_list("DGOV_MFA_REQUIRED_KINDS", "official,admin")
+LOGIN_ACCOUNT_MAX_FAILURES = int(env("DGOV_LOGIN_ACCOUNT_MAX_FAILURES", "5") or 5)
+LOGIN_ACCOUNT_LOCK_SECONDS = int(env("DGOV_LOGIN_ACCOUNT_LOCK_SECONDS", "60") or 60)
+LOGIN_IP_MAX_FAILURES = int(env("DGOV_LOGIN_IP_MAX_FAILURES", "50") or 50)
+LOGIN_IP_LOCK_SECONDS = int(env("DGOV_LOGIN_IP_LOCK_SECONDS", "300") or 300)
+LOGIN_LOCK_MAX_SECONDS = int(env("DGOV_LOGIN_LOCK_MAX_SECONDS", "3600") or 3600)
+REAUTH_SECONDS = int(env("DGOV_REAUTH_SECONDS", "300") or 300)
+TOTP_ISSUER = env("DGOV_TOTP_ISSUER", "dgov")
 
 # --- Internationalization ---------------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"
@@ -230,6 +248,15 @@ KEY_CACHE_SECONDS = int(env("DGOV_KEY_CACHE_SECONDS", "60") or 60)
 CALENDAR_CACHE_SECONDS = int(env("DGOV_CALENDAR_CACHE_SECONDS", "300") or 300)
 AUDIT_CHECKPOINT_EVERY = int(env("DGOV_AUDIT_CHECKPOINT_EVERY", "1000") or 1000)
 
+# --- OpenID Connect provider (dgov.oidc; see docs/oidc.md) ---------------------------------------
+# The issuer is fixed by configuration, never taken from the Host header: it is in every token.
+OIDC_ISSUER = (env("DGOV_OIDC_ISSUER", SITE_URL) or "").rstrip("/")
+OIDC_ACCESS_TOKEN_SECONDS = int(env("DGOV_OIDC_ACCESS_TOKEN_SECONDS", "600") or 600)
+OIDC_ID_TOKEN_SECONDS = int(env("DGOV_OIDC_ID_TOKEN_SECONDS", "600") or 600)
+OIDC_REFRESH_TOKEN_SECONDS = int(env("DGOV_OIDC_REFRESH_TOKEN_SECONDS", str(30 * 86400)) or 30 * 86400)
+OIDC_CODE_SECONDS = min(60, int(env("DGOV_OIDC_CODE_SECONDS", "60") or 60))  # never more than 60 s
+OIDC_ACCESS_TOKEN_ALG = env("DGOV_OIDC_ACCESS_TOKEN_ALG", "RS256")
+
 # --- Notifications (simulated gateways record what a real provider would send) ------------------
 NOTIFY_SMS_BACKEND = env("DGOV_SMS_BACKEND", "dgov.kernel.notify.SimulatedSmsGateway")
 NOTIFY_EMAIL_BACKEND = env("DGOV_EMAIL_BACKEND", "dgov.kernel.notify.SimulatedEmailGateway")
@@ -242,6 +269,13 @@ DEMO_PROVINCE_CODE = env("DGOV_DEMO_PROVINCE", "370000")  # a real GB/T 2260 pro
 
 # --- Logging: JSON lines with the request id ----------------------------------------------------
 LOG_LEVEL = env("DGOV_LOG_LEVEL", "INFO")
+# Registry API reads of one record by uid for API clients skip the Django request stack (ADR 0013).
+REGISTRY_FAST_READ = env_bool("DGOV_REGISTRY_FAST_READ", True)
+# Fast-path reads are journalled locally before the answer leaves, the journal synced to disk this
+# often and moved into AccessLog by `dgov worker` (ADR 0013).
+ACCESS_JOURNAL_SYNC_SECONDS = float(env("DGOV_ACCESS_JOURNAL_SYNC_SECONDS", "0.2") or 0.2)
+# Jobs `dgov worker` runs on every pass (at most once a second), as dotted paths.
+WORKER_PERIODIC_JOBS = ["dgov.registry.accesslog.ingest_journals"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -254,5 +288,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django.server": {"level": "WARNING"},
+        # One line per request (dgov.kernel.observability.AccessLogApp), whatever DGOV_LOG_LEVEL says.
+        "dgov.access": {"level": "INFO" if env_bool("DGOV_ACCESS_LOG", True) else "CRITICAL"},
     },
 }

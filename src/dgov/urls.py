@@ -12,6 +12,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("workbench/registries/", include("dgov.registry.urls")),
+    path("workbench/api-clients/", include("dgov.identity.client_urls")),
+    path("", include("dgov.oidc.urls")),  # /.well-known/openid-configuration, /oidc/…, client pages
+    path("", include("dgov.identity.urls")),  # /login/verify/ /login/enrol/ /account/…
     path("", include("dgov.web.urls")),
 ]
 

@@ -53,3 +53,25 @@ def screenshot_dir():
     """Where screenshots go (outside the repository)."""
     os.makedirs(SCREENSHOT_DIR, exist_ok=True)
     return SCREENSHOT_DIR
+
+
+
+@pytest.fixture
+def pass_second_factor():
+    """A function that passes the second login step (officials must use MFA, ADR 0012) with a TOTP secret."""
+    from dgov.identity import totp
+
+    def complete(page, secret):
+        page.wait_for_url("**/login/verify/")
+        page.get_by_label("验证码").fill(totp.code_at(secret, totp.current_step()))
+        page.get_by_role("button", name="验证并登录").click()
+
+    return complete
+
+
+@pytest.fixture
+def totp_secret():
+    """A fresh TOTP secret for an official the test enrols beforehand."""
+    from dgov.identity import totp
+
+    return totp.generate_secret()

@@ -5,6 +5,8 @@ import os
 import pytest
 from playwright.sync_api import expect
 
+from dgov.identity import totp
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
@@ -40,13 +42,26 @@ def test_official_logs_in_and_sees_workbench(page, official, user_password, scre
     page.get_by_label("用户名").fill("official1")
     page.get_by_label("密码").fill(user_password)
     page.locator("form.form").get_by_role("button", name="登录").click()
+    # An official without a second factor adds an authenticator first (ADR 0012): the page shows a
+    # QR code and the secret for manual entry, which the test reads to compute the first code.
+    page.wait_for_url("**/login/enrol/")
+    expect(page.get_by_test_id("totp-setup").locator("svg")).to_be_visible()
+    page.screenshot(path=os.path.join(screenshot_dir, "mfa-enrol.png"), full_page=True)
+    secret = page.get_by_test_id("totp-secret").get_attribute("data-secret")
+    page.get_by_label("身份验证器显示的 6 位动态口令").fill(totp.code_at(secret, totp.current_step()))
+    page.get_by_role("button", name="绑定并登录").click()
     page.wait_for_url("**/workbench/")
     expect(page.locator("h1")).to_have_text("工作台")
     expect(page.get_by_test_id("department")).to_have_text("山东省公安厅")
     expect(page.get_by_test_id("division")).to_contain_text("370000")
     expect(page.locator(".user-name")).to_have_text("张警官")
     page.screenshot(path=os.path.join(screenshot_dir, "workbench.png"), full_page=True)
-    page.get_by_role("button", name="退出").click()
+    # the account console lists this browser's session
+    page.get_by_role("link", name="账号与安全").click()
+    expect(page.get_by_test_id("sessions")).to_contain_text("当前会话")
+    expect(page.get_by_test_id("amr")).to_have_text("pwd + otp + mfa")
+    page.screenshot(path=os.path.join(screenshot_dir, "account.png"), full_page=True)
+    page.get_by_role("button", name="退出", exact=True).first.click()
     expect(page.get_by_role("link", name="登录").first).to_be_visible()
 
 

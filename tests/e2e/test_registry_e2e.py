@@ -6,6 +6,8 @@ import os
 import pytest
 from playwright.sync_api import expect
 
+from dgov.identity import services as identity_services
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PERSON_FIELDS = [
@@ -33,7 +35,7 @@ PERSON_FIELDS = [
 
 
 @pytest.fixture
-def person_record(province, user_password, django_user_model):
+def person_record(province, user_password, django_user_model, totp_secret):
     """A person registry with one person of 历下区; officials of the provincial GA and MZ."""
     from dgov.kernel.models import Division, Organization
     from dgov.kernel.validators import make_resident_id, make_uscc
@@ -68,6 +70,7 @@ def person_record(province, user_password, django_user_model):
     official = django_user_model.objects.create_user(
         username="ga-official", password=user_password, kind="official", display_name="王警官", department=ga
     )
+    identity_services.provision_totp([official], totp_secret, actor="system:test")
     clerk = django_user_model.objects.create_user(username="mz-clerk", password="x", kind="official", department=mz)
     registrar = django_user_model.objects.create_user(
         username="lixia", password="x", kind="official", department=branch
@@ -100,17 +103,18 @@ def person_record(province, user_password, django_user_model):
     services.update_record(record, {"marital_status": "未婚"}, actor=clerk, reason="婚姻登记信息同步")
     services.update_record(record, {"address": "山东省济南市历下区解放路88号"}, actor=registrar, reason="迁居")
     services.submit_correction(record, "marital_status", "已婚", actor=official, reason="当事人出示结婚证")
-    return {"official": official, "id_number": id_number, "record": record}
+    return {"official": official, "id_number": id_number, "record": record, "totp_secret": totp_secret}
 
 
 def test_official_finds_a_person_by_id_number_and_sees_masked_values_and_history(
-    page, person_record, user_password, screenshot_dir
+    page, person_record, user_password, screenshot_dir, pass_second_factor
 ):
     id_number = person_record["id_number"]
     page.goto("/login/")
     page.get_by_label("用户名").fill("ga-official")
     page.get_by_label("密码").fill(user_password)
     page.locator("form.form").get_by_role("button", name="登录").click()
+    pass_second_factor(page, person_record["totp_secret"])
     page.wait_for_url("**/workbench/")
 
     page.locator(".mainnav").get_by_role("link", name="信息库").click()

@@ -126,7 +126,16 @@ def test_login_page_is_a_plain_form_with_csrf(client):
 
 
 def test_official_login_lands_on_workbench(client, official, user_password):
+    # Officials must pass a second factor (ADR 0012): the password step leads to it, then the workbench.
+    from dgov.identity import services, totp
+
+    secret = totp.generate_secret()
+    services.provision_totp([official], secret, actor="system:test")
     response = client.post(reverse("web:login"), {"username": "official1", "password": user_password})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("identity:login_verify")
+    code = totp.code_at(secret, totp.current_step())
+    response = client.post(response["Location"], {"method": "totp", "code": code})
     assert response.status_code == 302
     assert response["Location"] == "/workbench/"
 

@@ -2,9 +2,9 @@
 
 ``session_auth`` accepts the browser session of a logged-in user (the pages and the API share
 it, so htmx and the docs page can call the API). Unsafe methods still need the CSRF token, as
-for a form post. Bearer tokens from the OIDC provider are added by the identity app; a route
-accepts either by listing both: ``auth=[session_auth, bearer_auth]``. When every class refuses,
-the API answers 401 problem+json.
+for a form post. ``bearer_auth`` accepts access tokens of dgov's OpenID Connect provider
+(``dgov.oidc``); a route accepts several by listing them: ``auth=[session_auth, bearer_auth]``.
+When every class refuses, the API answers 401 problem+json.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils.translation import gettext
-from ninja.security import APIKeyCookie, HttpBasicAuth
+from ninja.security import APIKeyCookie, HttpBasicAuth, HttpBearer
 
 
 class SessionAuth(APIKeyCookie):
@@ -41,6 +41,21 @@ session_auth = SessionAuth()
 # --- API clients (department systems) ---------------------------------------------------------
 
 
+def parse_basic(value: str) -> tuple[str, str] | None:
+    """(client_id, secret) from an ``Authorization: Basic`` value, or None when it is not a well-formed one."""
+    scheme, _sep, encoded = value.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return None
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
 class ClientAuth(HttpBasicAuth):
     """An API client's credentials as ``Authorization: Basic base64(client_id:secret)`` (RFC 6749 §2.3.1).
 
@@ -51,18 +66,10 @@ class ClientAuth(HttpBasicAuth):
 
     def __call__(self, request: HttpRequest) -> Any | None:
         """Decode the header strictly (only the Basic scheme) and authenticate the pair."""
-        value = request.headers.get("Authorization", "")
-        scheme, _sep, encoded = value.strip().partition(" ")
-        if scheme.lower() != "basic" or not encoded.strip():
+        credentials = parse_basic(request.headers.get("Authorization", ""))
+        if credentials is None:
             return None
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            return None
-        client_id, sep, secret = decoded.partition(":")
-        if not sep:
-            return None
-        return self.authenticate(request, unquote_plus(client_id), unquote_plus(secret))
+        return self.authenticate(request, *credentials)
 
     def authenticate(self, request: HttpRequest, username: str, password: str) -> Any | None:
         """Return the authenticated ApiClient, or None."""
@@ -100,3 +107,30 @@ def require_scope(request: HttpRequest, scope: str) -> None:
     """Raise PermissionDenied (403 problem+json) unless the request's principal holds ``scope``."""
     if scope not in principal_scopes(getattr(request, "auth", None)):
         raise PermissionDenied(gettext("当前凭证没有 %(scope)s 权限范围。") % {"scope": scope})
+
+
+# --- Bearer tokens of dgov's OpenID Connect provider ---------------------------------------------
+
+
+class BearerAuth(HttpBearer):
+    """``Authorization: Bearer <access token>`` issued by ``dgov.oidc`` (RFC 6750, JWT per RFC 9068).
+
+    The token's signature, type, issuer, audience, expiry and revocation are checked, and its
+    client (and user) must still be active. A client-credentials token authenticates as the
+    client (department and scopes as an API client has them); a user's token as the user, with
+    ``scopes`` narrowed to what the token carries and the user holds. Anything else yields None.
+    """
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any | None:
+        """Return the principal of a valid token, or None."""
+        from dgov.oidc.services import tokens
+
+        try:
+            info = tokens.validate_access_token(token)
+        except tokens.InvalidToken:
+            return None
+        return tokens.principal_for(info)
+
+
+bearer_auth = BearerAuth()
+"""Access tokens of the OIDC provider; list it beside the other classes a route accepts."""

@@ -10,3 +10,15 @@ class IdentityConfig(AppConfig):
     name = "dgov.identity"
     label = "identity"
     verbose_name = _("统一身份认证")
+
+    def ready(self) -> None:
+        """Connect the login/logout signal receivers that track sessions; add the API client pages to the menu."""
+        from dgov.identity import sessions  # noqa: F401
+
+        # The API client administration pages, for platform and big-data bureau administrators.
+        from dgov.identity.client_views import may_open
+        from dgov.web import navigation
+
+        navigation.register(
+            "workbench", "api_clients", _("接口客户端管理"), "api_clients:index", permission=may_open, order=80
+        )

@@ -1,8 +1,17 @@
 """Accounts: natural persons, enterprises' agents, officials and administrators."""
 
+import contextlib
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from dgov.kernel.fields import EncryptedTextField, blind_index
+
+PHONE_INDEX_PURPOSE = "identity.phone"
+"""Blind-index purpose of ``User.phone_digest`` (phone-like normalization, see dgov.kernel.fields)."""
 
 
 class User(AbstractUser):
@@ -35,6 +44,11 @@ class User(AbstractUser):
         db_index=True,
         help_text=_("实名认证后写入的居民身份证号码盲索引，用于查询本人数据被查询的记录"),
     )
+    # Mobile number as +86XXXXXXXXXXX, SM4-encrypted; found through phone_digest (login by phone,
+    # SMS one-time codes). The kernel's notify() reads it as ``user.phone``.
+    phone = EncryptedTextField(_("手机号码"), blank=True, help_text=_("用于短信验证码和通知，格式如 13812345678"))
+    phone_digest = models.CharField(_("手机号码索引"), max_length=64, blank=True, db_index=True, editable=False)
+    password_changed_at = models.DateTimeField(_("密码修改时间"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("用户")
@@ -47,6 +61,35 @@ class User(AbstractUser):
     def is_official(self) -> bool:
         """True for officials (who belong to a department)."""
         return self.kind == self.Kind.OFFICIAL
+
+    def set_password(self, raw_password):
+        """Set the password and remember when (for an optional maximum password age)."""
+        super().set_password(raw_password)
+        self.password_changed_at = timezone.now()
+
+    def check_password(self, raw_password):
+        """Check the password; a hash upgrade on the way is not a password change."""
+        stamp = self.password_changed_at
+        try:
+            return super().check_password(raw_password)
+        finally:
+            self.password_changed_at = stamp
+
+    def save(self, *args, **kwargs):
+        """Keep the phone in one canonical form and its blind index in step with it."""
+        from dgov.kernel.notify import InvalidRecipient, normalize_phone
+
+        if self.phone:
+            # A bad number is the form validators' to report; the index still follows the stored text.
+            with contextlib.suppress(InvalidRecipient):
+                self.phone = normalize_phone(self.phone)
+            self.phone_digest = blind_index(self.phone, purpose=PHONE_INDEX_PURPOSE)
+        else:
+            self.phone_digest = ""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "phone" in update_fields and "phone_digest" not in update_fields:
+            kwargs["update_fields"] = [*update_fields, "phone_digest"]
+        super().save(*args, **kwargs)
 
 
 class ApiClient(models.Model):
@@ -110,3 +153,146 @@ class ApiClient(models.Model):
     def has_scope(self, scope: str) -> bool:
         """Whether the client was granted ``scope``."""
         return scope in (self.scopes or [])
+
+
+# --- Authentication: second factors, one-time codes, throttling, sessions ----------------------------
+
+
+class MfaMethod(models.Model):
+    """A second factor of an account (双因素认证方式): a TOTP authenticator or SMS codes to its phone."""
+
+    class Kind(models.TextChoices):
+        TOTP = "totp", _("动态口令（身份验证器应用）")
+        SMS = "sms", _("短信验证码")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("用户"), on_delete=models.CASCADE, related_name="mfa_methods"
+    )
+    kind = models.CharField(_("方式"), max_length=8, choices=Kind.choices)
+    # Base32 TOTP secret, SM4-encrypted under its own key purpose (empty for SMS).
+    secret = EncryptedTextField(_("密钥"), blank=True, purpose="identity.totp", editable=False)
+    # Set when the user proved they hold the factor; an unconfirmed TOTP row is an enrolment in progress.
+    confirmed_at = models.DateTimeField(_("启用时间"), null=True, blank=True)
+    # The last accepted TOTP time step: a code of that step or an earlier one is refused (no replay).
+    last_used_step = models.BigIntegerField(_("最近使用的时间步"), default=0, editable=False)
+    last_used_at = models.DateTimeField(_("最近使用时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("双因素认证方式")
+        verbose_name_plural = _("双因素认证方式")
+        # One factor of each kind in use, and at most one enrolment of it in progress (to replace it).
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind"],
+                condition=models.Q(confirmed_at__isnull=False),
+                name="identity_mfamethod_confirmed",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "kind"],
+                condition=models.Q(confirmed_at__isnull=True),
+                name="identity_mfamethod_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_kind_display()}"
+
+    @property
+    def is_confirmed(self) -> bool:
+        """True once the factor is in use."""
+        return self.confirmed_at is not None
+
+
+class OneTimeCode(models.Model):
+    """An SMS one-time code (短信验证码): only its keyed hash is stored, with expiry and attempts."""
+
+    class Purpose(models.TextChoices):
+        LOGIN = "login", _("登录")
+        REAUTH = "reauth", _("身份确认")
+        PHONE = "phone", _("验证手机号码")
+        ENROL = "enrol", _("启用短信验证")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("用户"), on_delete=models.CASCADE, related_name="one_time_codes"
+    )
+    purpose = models.CharField(_("用途"), max_length=8, choices=Purpose.choices)
+    # Blind index of the number the code went to: a code for one number cannot confirm another.
+    phone_digest = models.CharField(_("手机号码索引"), max_length=64)
+    code_hash = models.CharField(_("验证码摘要"), max_length=160, editable=False)
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    expires_at = models.DateTimeField(_("过期时间"))
+    used_at = models.DateTimeField(_("使用时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("发送时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("短信验证码")
+        verbose_name_plural = _("短信验证码")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "purpose", "created_at"], name="identity_otc_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_purpose_display()}"
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-in attempts of one account or one client IP, and the temporary lock they earned."""
+
+    class Scope(models.TextChoices):
+        ACCOUNT = "account", _("账号")
+        IP = "ip", _("IP 地址")
+
+    scope = models.CharField(_("范围"), max_length=8, choices=Scope.choices)
+    # "user:<pk>" for a known account, "name:<blind index>" for a name that matches none, or the IP.
+    key = models.CharField(_("键"), max_length=100)
+    failures = models.PositiveIntegerField(_("连续失败次数"), default=0)
+    first_failure_at = models.DateTimeField(_("首次失败时间"), null=True, blank=True)
+    last_failure_at = models.DateTimeField(_("最近失败时间"), null=True, blank=True)
+    # How many locks in a row: each one lasts twice as long as the one before (exponential backoff).
+    lock_level = models.PositiveSmallIntegerField(_("锁定级别"), default=0)
+    locked_until = models.DateTimeField(_("锁定至"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("登录失败限制")
+        verbose_name_plural = _("登录失败限制")
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="identity_loginthrottle_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key}"
+
+    def is_locked(self, now=None) -> bool:
+        """True while the temporary lock lasts."""
+        return self.locked_until is not None and self.locked_until > (now or timezone.now())
+
+
+class UserSession(models.Model):
+    """A logged-in browser session (登录会话), so its user can see where they are signed in and end it."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("用户"), on_delete=models.CASCADE, related_name="tracked_sessions"
+    )
+    # The key of the session in SESSION_ENGINE's store (as the store itself keeps it): ending a
+    # session deletes it there, which logs the browser out at its next request.
+    session_key = models.CharField(_("会话标识"), max_length=64, unique=True)
+    ip = models.CharField(_("IP 地址"), max_length=45, blank=True)
+    user_agent = models.CharField(_("浏览器标识"), max_length=256, blank=True)
+    methods = models.JSONField(_("认证方式"), default=list, blank=True)
+    created_at = models.DateTimeField(_("登录时间"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("最近活动时间"), default=timezone.now)
+    expires_at = models.DateTimeField(_("过期时间"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("结束时间"), null=True, blank=True)
+    end_reason = models.CharField(_("结束原因"), max_length=32, blank=True)
+
+    class Meta:
+        verbose_name = _("登录会话")
+        verbose_name_plural = _("登录会话")
+        ordering = ["-last_seen_at", "-id"]
+        indexes = [models.Index(fields=["user", "ended_at"], name="identity_usersession_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_active(self) -> bool:
+        """True while the session has neither ended nor expired."""
+        return self.ended_at is None and (self.expires_at is None or self.expires_at > timezone.now())

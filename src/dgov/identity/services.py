@@ -13,6 +13,11 @@ so rotating that key leaves existing secrets valid. Authentication compares in c
 
 Scopes (:data:`API_SCOPES`) say which kinds of operation a client may call; *which* data it may
 read or write is decided by its department (the registry's authority rules), never by the scope.
+
+Clients are administered (:func:`may_manage_api_clients`) by platform administrators and by the
+provincial big-data bureau (大数据局, kind ``DSJ``), which runs data sharing for the province, from
+the ``dgov identity client`` command or the workbench pages; every change is audited and a refused
+one is audited as ``denied``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import secrets
 import time
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -45,10 +50,14 @@ __all__ = [
     "create_api_client",
     "deactivate_api_client",
     "hash_client_secret",
+    "list_api_clients",
+    "may_manage_api_clients",
     "rotate_client_secret",
+    "update_client_scopes",
 ]
 
 SECRET_KEY_PURPOSE = "api-client-secret"
+CLIENT_ADMIN_KIND = "DSJ"  # 大数据局: the provincial data administrators run data sharing and its clients
 
 API_SCOPES: dict[str, object] = {
     "registry:read": _("读取信息库记录（列表、查询、存在性核验、字段值）"),
@@ -116,10 +125,45 @@ def _announce(event_type: str, client: ApiClient) -> None:
     )
 
 
+def may_manage_api_clients(actor) -> bool:
+    """Who administers API clients: the system (commands, installers), platform administrators
+    (superusers, admin accounts) and officials of an active provincial big-data bureau (DSJ)."""
+    if actor is None or isinstance(actor, str):
+        return True
+    if not getattr(actor, "is_authenticated", False) or getattr(actor, "client_id", None):
+        return False  # anonymous users and API clients themselves
+    if getattr(actor, "is_superuser", False) or getattr(actor, "kind", "") == "admin":
+        return getattr(actor, "is_active", True)
+    department = getattr(actor, "department", None) if getattr(actor, "kind", "") == "official" else None
+    return bool(
+        department is not None
+        and department.is_active
+        and department.kind == CLIENT_ADMIN_KIND
+        and department.level == Organization.Level.PROVINCE
+    )
+
+
+def _require_manager(action: str, actor, client: ApiClient | None = None) -> None:
+    """Raise PermissionDenied (audited as denied) unless the actor may administer API clients."""
+    if may_manage_api_clients(actor):
+        return
+    with transaction.atomic():
+        audit.record(action, actor=actor, target=client, outcome="denied", detail={"reason": "not a client admin"})
+    raise PermissionDenied(gettext("只有系统管理员和省大数据局可以管理接口客户端"))
+
+
+def list_api_clients(*, actor):
+    """Every API client with its department, newest first within each department (no secrets)."""
+    if not may_manage_api_clients(actor):
+        raise PermissionDenied(gettext("只有系统管理员和省大数据局可以管理接口客户端"))
+    return ApiClient.objects.select_related("organization").order_by("organization__code", "client_id")
+
+
 def create_api_client(
     name: str, organization: Organization, scopes, *, actor, client_id: str = ""
 ) -> tuple[ApiClient, str]:
     """Create a client for ``organization`` and return it with its plaintext secret (shown once)."""
+    _require_manager("identity.api_client.create", actor)
     name = (name or "").strip()
     errors: dict[str, str] = {}
     if not name:
@@ -156,6 +200,9 @@ def create_api_client(
 
 def rotate_client_secret(client: ApiClient, *, actor) -> str:
     """Give ``client`` a new secret (the old one stops working at once) and return it (shown once)."""
+    _require_manager("identity.api_client.rotate_secret", actor, client)
+    if not client.is_active:
+        raise ValidationError(gettext("客户端已停用，不能更换密钥"))
     secret = _new_secret()
     with transaction.atomic():
         client = ApiClient.objects.select_for_update().select_related("organization").get(pk=client.pk)
@@ -169,6 +216,7 @@ def rotate_client_secret(client: ApiClient, *, actor) -> str:
 
 def deactivate_api_client(client: ApiClient, *, actor, reason: str = "") -> ApiClient:
     """Stop a client from authenticating (kept, not deleted, so the audit trail still names it)."""
+    _require_manager("identity.api_client.deactivate", actor, client)
     with transaction.atomic():
         client = ApiClient.objects.select_for_update().select_related("organization").get(pk=client.pk)
         if not client.is_active:
@@ -179,6 +227,27 @@ def deactivate_api_client(client: ApiClient, *, actor, reason: str = "") -> ApiC
             "identity.api_client.deactivate", actor=actor, target=client, detail={"reason": reason[:500]}
         )
         _announce("identity.api_client.deactivated", client)
+    return client
+
+
+def update_client_scopes(client: ApiClient, scopes, *, actor) -> ApiClient:
+    """Replace a client's scopes (known scopes only); audited with the old and new lists. Takes effect at once."""
+    _require_manager("identity.api_client.update_scopes", actor, client)
+    scope_list = _clean_scopes(scopes)
+    with transaction.atomic():
+        client = ApiClient.objects.select_for_update().select_related("organization").get(pk=client.pk)
+        old = list(client.scopes or [])
+        if old == scope_list:
+            return client
+        client.scopes = scope_list
+        client.save(update_fields=["scopes"])
+        audit.record(
+            "identity.api_client.update_scopes",
+            actor=actor,
+            target=client,
+            detail={"client_id": client.client_id, "old": old, "new": scope_list},
+        )
+        _announce("identity.api_client.scopes_changed", client)
     return client
 
 
@@ -251,3 +320,70 @@ def client_names(client_ids) -> dict[str, str]:
     if not ids:
         return {}
     return dict(ApiClient.objects.filter(client_id__in=ids).values_list("client_id", "name"))
+
+
+# --- Authentication (password, lockout, second factors, sessions): see dgov.identity.authentication,
+# dgov.identity.sessions and ADR 0012. Re-exported here as the app's public operations.
+from dgov.identity.authentication import (  # noqa: E402
+    AMR_MFA,
+    AMR_OTP,
+    AMR_PASSWORD,
+    AMR_SMS,
+    DEMO_TOTP_SECRET,
+    LOGIN_FAILED_MESSAGE,
+    LoginStep,
+    SmsCodeError,
+    authenticate_password,
+    begin_login,
+    change_password,
+    confirm_totp,
+    disable_mfa_method,
+    mfa_methods,
+    mfa_required,
+    password_expired,
+    provision_totp,
+    reauthenticate,
+    recently_authenticated,
+    reset_mfa,
+    resolve_login_name,
+    send_sms_code,
+    start_totp_enrolment,
+    verify_login_factor,
+)
+from dgov.identity.sessions import (  # noqa: E402
+    active_sessions,
+    revoke_all_sessions,
+    revoke_session,
+    session_auth_methods,
+)
+
+__all__ += [
+    "AMR_MFA",
+    "AMR_OTP",
+    "AMR_PASSWORD",
+    "AMR_SMS",
+    "DEMO_TOTP_SECRET",
+    "LOGIN_FAILED_MESSAGE",
+    "LoginStep",
+    "SmsCodeError",
+    "active_sessions",
+    "authenticate_password",
+    "begin_login",
+    "change_password",
+    "confirm_totp",
+    "disable_mfa_method",
+    "mfa_methods",
+    "mfa_required",
+    "password_expired",
+    "provision_totp",
+    "reauthenticate",
+    "recently_authenticated",
+    "reset_mfa",
+    "resolve_login_name",
+    "revoke_all_sessions",
+    "revoke_session",
+    "send_sms_code",
+    "session_auth_methods",
+    "start_totp_enrolment",
+    "verify_login_factor",
+]

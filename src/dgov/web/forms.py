@@ -1,20 +1,30 @@
 """Forms of the portal and the workbench."""
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 
-class LoginForm(AuthenticationForm):
-    """Username and password login (MFA and lockout are added by the identity app)."""
+class LoginForm(forms.Form):
+    """The password step of the login: a plain form (``username``, ``password``) that scripts can drive.
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["username"].label = _("用户名")
-        self.fields["username"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
-        self.fields["password"].label = _("密码")
-        self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+    ``username`` may be the account name, a mobile number or a resident ID number; checking,
+    throttling and the second factor are the identity app's (dgov.identity.authentication).
+    """
+
+    username = forms.CharField(
+        label=_("用户名"),
+        max_length=150,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "username", "autofocus": True, "placeholder": _("账号名、手机号码或身份证号码")}
+        ),
+    )
+    password = forms.CharField(
+        label=_("密码"),
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
 
 
 class DivisionSearchForm(forms.Form):

@@ -9,14 +9,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import CharField
 from django.db.models.functions import Cast
-from django.shortcuts import render
+from django.http import HttpResponseRedirect
+from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.views import defaults
+from django.views import View, defaults
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
 
 from dgov.api.problems import problem_response
+from dgov.identity import services as identity_services
 from dgov.kernel.models import Division
 from dgov.kernel.services import audit as audit_service
 from dgov.kernel.services import divisions as divisions_service
@@ -109,18 +116,51 @@ def divisions(request):
     return response
 
 
-class LoginView(auth_views.LoginView):
-    """The login form; officials land on their workbench, everyone else on the portal."""
+@method_decorator([sensitive_post_parameters("password"), csrf_protect, never_cache], name="dispatch")
+class LoginView(View):
+    """The password step of the login; officials land on their workbench, everyone else on the portal.
+
+    A valid password either logs the user in or leads on to the second factor (identity app);
+    every refusal shows one message, whether the name is unknown, the password wrong or the
+    account locked.
+    """
 
     template_name = "web/login.html"
-    authentication_form = LoginForm
-    redirect_authenticated_user = True
 
-    def get_default_redirect_url(self):
-        """Workbench for officials and administrators when no ?next= was given."""
-        if navigation.officials_only(self.request.user):
+    def _next_url(self, user) -> str:
+        """The ?next= target when it is on this site, else the workbench (officials) or the portal."""
+        candidate = self.request.POST.get("next") or self.request.GET.get("next") or ""
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()
+        ):
+            return candidate
+        if navigation.officials_only(user):
             return reverse("web:workbench")
-        return super().get_default_redirect_url()
+        return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+    def _render(self, form):
+        """The login page."""
+        next_url = self.request.POST.get("next") or self.request.GET.get("next") or ""
+        return render(self.request, self.template_name, {"form": form, "next": next_url})
+
+    def get(self, request):
+        """The empty form (a logged-in user goes straight on)."""
+        if request.user.is_authenticated:
+            return HttpResponseRedirect(self._next_url(request.user))
+        return self._render(LoginForm())
+
+    def post(self, request):
+        """Check the password, then log in or go on to the second factor."""
+        form = LoginForm(request.POST)
+        if form.is_valid():
+            user = identity_services.authenticate_password(
+                request, form.cleaned_data["username"], form.cleaned_data["password"]
+            )
+            if user is not None:
+                _step, url = identity_services.begin_login(request, user, next_url=self._next_url(user))
+                return HttpResponseRedirect(url)
+            form.add_error(None, identity_services.LOGIN_FAILED_MESSAGE)
+        return self._render(form)
 
 
 class LogoutView(auth_views.LogoutView):

@@ -5,6 +5,11 @@ for the department with code CODE and prints its client_id and secret — the se
 this once (it is stored as a keyed hash). ``client list`` shows every client without secrets;
 ``client rotate CLIENT_ID`` prints a new secret; ``client deactivate CLIENT_ID`` stops a client.
 Each subcommand has its own handler so later identity subcommands can be added beside them.
+
+``mfa reset USERNAME`` removes an account's second factors (a lost phone: the account enrols
+again at its next login); ``mfa code [--secret BASE32]`` prints the current TOTP code of a secret,
+by default the demo accounts' published one (ADR 0012); ``login unlock USERNAME`` lifts a
+temporary lock after failed logins.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ def _errors(exc: ValidationError) -> str:
 
 
 class Command(BaseCommand):
-    """Identity administration from the command line (API clients for now)."""
+    """Identity administration from the command line: API clients, second factors, login locks."""
 
-    help = "统一身份认证管理：client create/list/rotate/deactivate 管理接口客户端"
+    help = (
+        "统一身份认证管理：client create/list/rotate/deactivate 管理接口客户端；"
+        "mfa reset/code 双因素认证；login unlock 解除登录锁定"
+    )
 
     def add_arguments(self, parser):
         """Declare ``client`` and its subcommands."""
@@ -57,6 +65,17 @@ class Command(BaseCommand):
         deactivate = sub.add_parser("deactivate", help=_("停用客户端"))
         deactivate.add_argument("client_id")
         deactivate.add_argument("--reason", default="", help=_("停用原因"))
+        mfa = groups.add_parser("mfa", help=_("双因素认证"))
+        mfa_sub = mfa.add_subparsers(dest="action", required=True)
+        reset = mfa_sub.add_parser("reset", help=_("重置账号的双因素认证（用户丢失手机时）"))
+        reset.add_argument("username")
+        reset.add_argument("--reason", default="", help=_("重置原因"))
+        code = mfa_sub.add_parser("code", help=_("显示 TOTP 密钥当前的动态口令（默认：演示账号的公开密钥）"))
+        code.add_argument("--secret", default="", help=_("Base32 密钥（默认为演示密钥）"))
+        login = groups.add_parser("login", help=_("登录限制"))
+        login_sub = login.add_subparsers(dest="action", required=True)
+        unlock = login_sub.add_parser("unlock", help=_("解除账号因登录失败被临时锁定"))
+        unlock.add_argument("username")
 
     def handle(self, *args, **options):
         """Dispatch to ``handle_<group>_<action>``."""
@@ -115,7 +134,10 @@ class Command(BaseCommand):
 
     def handle_client_rotate(self, *, client_id: str, **options):
         """Give a client a new secret and print it once."""
-        secret = services.rotate_client_secret(self._client(client_id), actor=self._actor())
+        try:
+            secret = services.rotate_client_secret(self._client(client_id), actor=self._actor())
+        except ValidationError as exc:  # a deactivated client
+            raise CommandError(_errors(exc)) from None
         self.stdout.write(f"client_id: {client_id}")
         self.stdout.write(f"client_secret: {secret}")
         self.stdout.write(_("旧密钥已失效。新密钥只显示这一次，请妥善保存。"))
@@ -124,6 +146,40 @@ class Command(BaseCommand):
         """Stop a client."""
         services.deactivate_api_client(self._client(client_id), actor=self._actor(), reason=reason)
         self.stdout.write(_("客户端 %(id)s 已停用。") % {"id": client_id})
+
+    def _user(self, username: str):
+        """The account with this user name, or a CommandError."""
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(_("账号 %(name)s 不存在") % {"name": username})
+        return user
+
+    def handle_mfa_reset(self, *, username: str, reason: str = "", **options):
+        """Remove every second factor of an account (it enrols again at its next login)."""
+        count = services.reset_mfa(self._user(username), actor=self._actor(), reason=reason)
+        self.stdout.write(_("已重置 %(name)s 的双因素认证（删除 %(count)d 项）。") % {"name": username, "count": count})
+
+    def handle_mfa_code(self, *, secret: str = "", **options):
+        """Print the current TOTP code of a secret (an oathtool stand-in for the demo)."""
+        from dgov.identity import authentication, totp
+
+        try:
+            secret = totp.normalize_secret(secret or authentication.DEMO_TOTP_SECRET)
+        except ValueError:
+            raise CommandError(_("不是有效的 Base32 密钥")) from None
+        step = totp.current_step()
+        remaining = totp.PERIOD - int(timezone.now().timestamp()) % totp.PERIOD
+        self.stdout.write(totp.code_at(secret, step))
+        self.stderr.write(_("%(s)d 秒后更新") % {"s": remaining})
+
+    def handle_login_unlock(self, *, username: str, **options):
+        """Lift a temporary login lock of an account."""
+        from dgov.identity import authentication
+
+        authentication.unlock_account(self._user(username), actor=self._actor())
+        self.stdout.write(_("已解除 %(name)s 的登录锁定。") % {"name": username})
 
 
 def _width(text: str) -> int:
