@@ -153,14 +153,18 @@ class RegistryReadFastPath:
         if sealed:
             values.update(json.loads(decrypt_value(sealed)))
         fields = services.registry_fields(registry, number)
+        # Masking follows the current schema's rules, as on the Django path (whether a field is
+        # personal never changes between versions; how it is masked may).
+        current = services.field_map(services.registry_fields(registry))
         unmask = UNMASK_SCOPE in scopes
         content = {}
         for field in fields:
             if field.name not in values:
                 continue
             value = values[field.name]
-            hide = field.is_personal and not unmask and value is not None
-            content[field.name] = services.mask_value(field, value) if hide else value
+            rule = current.get(field.name, field)
+            hide = rule.is_personal and not unmask and value is not None
+            content[field.name] = services.mask_value(rule, value) if hide else value
         shown = sorted(content)
         entry = services.access_log_entry(
             registry,
