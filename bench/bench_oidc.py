@@ -34,8 +34,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +41,8 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from common import free_port, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -260,27 +260,6 @@ def code_flow_load(port: int, data: dict, clients: int, seconds: float) -> dict:
 # --- orchestration ---------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(port: int, seconds: float = 60) -> None:
-    """Wait until the server answers the discovery document."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/.well-known/openid-configuration")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("the web server did not come up")
-
-
 def _start_server(env: dict, port: int, threads: int, cpu: str) -> subprocess.Popen:
     """Start one worker as ``dgov serve`` does, pinned to ``cpu``."""
     sys.path.insert(0, str(SRC))
@@ -299,19 +278,8 @@ def _start_server(env: dict, port: int, threads: int, cpu: str) -> subprocess.Po
     proc = subprocess.Popen(
         cmd, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    _wait_for(port)
+    wait_for(port, "/.well-known/openid-configuration")
     return proc
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    """Stop the server's process group."""
-    if proc is None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         data_file = workdir / "data.json"
         subprocess.run([sys.executable, __file__, "--setup-into", str(data_file)], env=env, check=True)
         data = json.loads(data_file.read_text())
-        port = _free_port()
+        port = free_port()
         server = _start_server(env, port, args.threads, args.server_cpu)
         cc_auth = basic(*data["cc"])
         scenarios = [
@@ -394,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         code_flow_load(port, data, args.flow_clients, args.warmup)
         results["authorization-code round trip"] = code_flow_load(port, data, args.flow_clients, args.seconds)
     finally:
-        _stop(server)
+        stop_process(server)
         if pg_name:
             import psycopg
 

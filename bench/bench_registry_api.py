@@ -38,8 +38,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +45,8 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from common import free_port, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -287,27 +287,6 @@ def wrk_load(port: int, method: str, url: str, items: list[str], auth: str, clie
 # --- Orchestration --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(port: int, seconds: float = 60) -> None:
-    """Wait until the server answers /api/v1/meta."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/v1/meta")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("gunicorn did not come up")
-
-
 def _start_server(env: dict, port: int, workers: int, threads: int, fast: bool) -> subprocess.Popen:
     """Start the web server as ``dgov serve`` does, on ``port``; wait until it answers."""
     sys.path.insert(0, str(SRC))
@@ -327,19 +306,8 @@ def _start_server(env: dict, port: int, workers: int, threads: int, fast: bool) 
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    _wait_for(port)
+    wait_for(port, "/api/v1/meta")
     return proc
-
-
-def _stop_server(proc: subprocess.Popen | None) -> None:
-    """Stop a process started in its own session (the server, the worker)."""
-    if proc is None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         worker = subprocess.Popen([sys.executable, "-m", "django", "worker", "--interval", "0.5"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         for fast, runs in plans:
-            port = _free_port()
+            port = free_port()
             server = _start_server(env, port, args.workers, args.threads, fast)
             # A request that fails here fails the benchmark instead of measuring error pages.
             probe = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -443,13 +411,13 @@ def main(argv: list[str] | None = None) -> int:
                                 for item in items]
                     python_load(port, requests, auth, clients, args.warmup)
                     results[label] = python_load(port, requests, auth, clients, args.seconds)
-            _stop_server(server)
+            stop_process(server)
             server = None
-        _stop_server(worker)
+        stop_process(worker)
         worker = None
     finally:
-        _stop_server(server)
-        _stop_server(worker)
+        stop_process(server)
+        stop_process(worker)
         if keep:
             print(f"database kept: {name} (measure it again with --reuse {name})")
         else:

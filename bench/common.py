@@ -1,7 +1,12 @@
-"""Shared helpers for the benchmarks in bench/: bounded timing loops and plain-text tables."""
+"""Shared helpers for the benchmarks in bench/: bounded timing loops, plain-text tables, local servers."""
 
 from __future__ import annotations
 
+import http.client
+import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -59,3 +64,35 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.1f}"
     return str(value)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(port: int, path: str, seconds: float = 60) -> None:
+    """Wait until a local server answers ``GET path`` with 200."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError("the web server did not come up")
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    """Stop a process started in its own session (a server, a worker): SIGTERM, then SIGKILL after 30 s."""
+    if proc is None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
