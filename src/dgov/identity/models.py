@@ -44,6 +44,20 @@ class User(AbstractUser):
         db_index=True,
         help_text=_("实名认证后写入的居民身份证号码盲索引，用于查询本人数据被查询的记录"),
     )
+    # Real-name level (实名等级, docs/authentication.md): 1 self-registered, 2 name + ID number verified
+    # against the population library (enterprise accounts: and the enterprise's USCC with this person as
+    # its legal representative), 3 verified in person at a service window. Set only by
+    # dgov.identity.realname; OIDC reports it as acr urn:dgov:loa:<level> (2 + two factors → 3).
+    real_name_level = models.PositiveSmallIntegerField(
+        _("实名等级"),
+        choices=[(1, _("一级：自行注册")), (2, _("二级：身份信息核验")), (3, _("三级：现场核验"))],
+        default=1,
+        editable=False,
+    )
+    real_name_verified_at = models.DateTimeField(_("实名核验时间"), null=True, blank=True, editable=False)
+    # Enterprise accounts: the unified social credit code (not personal data) verified against the
+    # legal-entity library with this account's verified person as its legal representative.
+    enterprise_uscc = models.CharField(_("已核验的统一社会信用代码"), max_length=18, blank=True, editable=False)
     # Mobile number as +86XXXXXXXXXXX, SM4-encrypted; found through phone_digest (login by phone,
     # SMS one-time codes). The kernel's notify() reads it as ``user.phone``.
     phone = EncryptedTextField(_("手机号码"), blank=True, help_text=_("用于短信验证码和通知，格式如 13812345678"))

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dgov.identity import views
+from dgov.identity import realname_views, views
 
 app_name = "identity"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("account/password/", views.password, name="password"),
     path("account/phone/", views.phone, name="phone"),
     path("account/mfa/", views.mfa, name="mfa"),
+    path("account/realname/", realname_views.realname_page, name="realname"),
     path("account/sessions/<int:session_id>/revoke/", views.revoke_session, name="revoke_session"),
     path("account/sessions/revoke-others/", views.revoke_other_sessions, name="revoke_other_sessions"),
     path("account/sessions/revoke-all/", views.revoke_all_sessions, name="revoke_all_sessions"),

@@ -208,7 +208,6 @@ def account(request):
     methods, auth_time = sessions.session_auth_methods(request)
     context = {
         "phone_masked": mask_phone(user.phone),
-        "real_name_verified": bool(user.id_number_digest),
         "factors": authn.active_factor_rows(user),
         "mfa_required": authn.mfa_required(user),
         "sessions": session_list,

@@ -46,6 +46,12 @@ class ClientForm(forms.Form):
     scopes = forms.MultipleChoiceField(label=_("允许的权限范围"), choices=(), widget=forms.CheckboxSelectMultiple)
     id_token_alg = forms.ChoiceField(label=_("身份令牌签名算法"), choices=Client.Alg.choices)
     first_party = forms.BooleanField(label=_("平台自有应用（登录时不询问授权）"), required=False)
+    min_acr = forms.ChoiceField(
+        label=_("最低实名等级"),
+        required=False,
+        choices=[("", _("不限")), *Client._meta.get_field("min_acr").choices],
+        help_text=_("登录未达到该等级时，应用收到 unmet_authentication_requirements"),
+    )
 
     def __init__(self, *args, client: Client | None = None, creating: bool = False, **kwargs):
         initial = kwargs.pop("initial", {}) or {}
@@ -61,6 +67,7 @@ class ClientForm(forms.Form):
                 "scopes": client.scopes,
                 "id_token_alg": client.id_token_alg,
                 "first_party": client.first_party,
+                "min_acr": client.min_acr,
             }
         elif creating:
             initial.setdefault("grant_types", ["authorization_code", "refresh_token"])
@@ -87,6 +94,7 @@ class ClientForm(forms.Form):
             "scopes": data["scopes"],
             "id_token_alg": data["id_token_alg"],
             "first_party": data.get("first_party", False),
+            "min_acr": data.get("min_acr", ""),
         }
         if self.creating:
             values["client_id"] = data.get("client_id", "")

@@ -56,6 +56,20 @@ class Client(models.Model):
     first_party = models.BooleanField(
         _("平台自有应用"), default=False, help_text=_("自有应用登录时不再询问用户是否授权")
     )
+    # Minimum authentication context (real-name level) every login to this client must reach; a
+    # lower one is answered with unmet_authentication_requirements. Empty: no minimum.
+    min_acr = models.CharField(
+        _("最低实名等级"),
+        max_length=32,
+        blank=True,
+        default="",
+        choices=[
+            ("urn:dgov:loa:1", _("一级：自行注册")),
+            ("urn:dgov:loa:2", _("二级：身份信息核验")),
+            ("urn:dgov:loa:3", _("三级：现场核验或双因素")),
+        ],
+        help_text=_("低于此等级的账号登录本应用时将被拒绝"),
+    )
     is_active = models.BooleanField(_("启用"), default=True)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)

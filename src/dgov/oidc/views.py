@@ -209,6 +209,9 @@ def _continue(request, areq) -> HttpResponse:
             return _refuse(request, areq, "login_required", "a new login is required (max_age)")
         logout(request)
         return _to_login({**areq.params, authorization.REAUTH_PARAM: authorization.reauth_marker()})
+    unmet = authorization.unmet_requirement(areq, user, state)
+    if unmet:
+        return _refuse(request, areq, "unmet_authentication_requirements", unmet)
     if "consent" in areq.prompt or not authorization.consent_covers(user, areq):
         if "none" in areq.prompt:
             return _refuse(request, areq, "consent_required", "the user has not consented to this client")
@@ -256,8 +259,12 @@ def consent(request):
         return _to_client(exc.redirect_uri)
     if request.POST.get("decision") != "allow":
         return _refuse(request, areq, "access_denied", "the user denied the request")
+    state = authorization.login_state(request)
+    unmet = authorization.unmet_requirement(areq, request.user, state)
+    if unmet:
+        return _refuse(request, areq, "unmet_authentication_requirements", unmet)
     authorization.record_consent(request.user, areq.client, areq.scopes, actor=request.user)
-    code = authorization.issue_code(areq, request.user, authorization.login_state(request))
+    code = authorization.issue_code(areq, request.user, state)
     return _to_client(authorization.success_redirect(areq, code))
 
 

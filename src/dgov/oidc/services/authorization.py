@@ -10,12 +10,16 @@ counts as logged in now, with ``amr`` ``["pwd"]`` — a client's ``max_age`` or 
 still forces a real login.
 
 **acr** (ADR 0011): ``urn:dgov:loa:1`` self-asserted account, ``…:2`` real-name verified against
-the population library, ``…:3`` real-name verified and multi-factor. The level comes from the
-account's ``real_name_level`` when the identity app has one; until then every login is level 1.
+the population library, ``…:3`` verified in person, or real-name verified and multi-factor. The
+level comes from the account's ``real_name_level`` (dgov.identity.realname). A client demands a
+minimum with ``acr_values`` (the lowest known level listed), an essential ``acr`` in the
+``claims`` parameter's ``id_token`` member (``value``/``values``), or its registered ``min_acr``;
+a login below the strictest of these is answered with ``unmet_authentication_requirements``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -40,6 +44,7 @@ __all__ = [
     "AuthorizationRequest",
     "SESSION_SID",
     "acr_of",
+    "acr_level",
     "append_query",
     "authorized_clients",
     "consent_covers",
@@ -50,8 +55,10 @@ __all__ = [
     "parse",
     "reauth_marker",
     "record_consent",
+    "required_level",
     "revoke_consent",
     "success_redirect",
+    "unmet_requirement",
 ]
 
 SESSION_SID = "dgov_oidc_sid"
@@ -152,6 +159,7 @@ class AuthorizationRequest:
     max_age: int | None = None
     login_hint: str = ""
     params: dict[str, str] = field(default_factory=dict)
+    min_level: int = 1
 
 
 def parse(params: dict[str, str]) -> AuthorizationRequest:
@@ -233,7 +241,66 @@ def parse(params: dict[str, str]) -> AuthorizationRequest:
     request.code_challenge = challenge
     request.prompt = prompt
     request.login_hint = params.get("login_hint", "")[:200]
+    try:
+        request.min_level = required_level(client, params)
+    except ValueError as exc:
+        raise refuse("invalid_request", str(exc)) from None
     return request
+
+
+def acr_level(value) -> int | None:
+    """The level of an acr value of ours (``urn:dgov:loa:N``, N = 1–3), None for any other value."""
+    text = str(value or "")
+    if text.startswith(ACR_PREFIX) and text[len(ACR_PREFIX) :] in ("1", "2", "3"):
+        return int(text[len(ACR_PREFIX) :])
+    return None
+
+
+def _essential_acr(claims_param: str) -> list[str] | None:
+    """The acr values of an essential ``id_token.acr`` request in the claims parameter (None: none asked).
+
+    Raises ValueError for a claims parameter that is not a JSON object (OIDC Core §5.5).
+    """
+    if not claims_param:
+        return None
+    try:
+        claims = json.loads(claims_param)
+    except ValueError:
+        raise ValueError("claims must be a JSON object") from None
+    if not isinstance(claims, dict):
+        raise ValueError("claims must be a JSON object")
+    acr = (claims.get("id_token") or {}).get("acr") if isinstance(claims.get("id_token"), dict) else None
+    if not isinstance(acr, dict) or not acr.get("essential"):
+        return None
+    if isinstance(acr.get("values"), list):
+        return [str(v) for v in acr["values"]]
+    return [str(acr["value"])] if acr.get("value") is not None else []
+
+
+def required_level(client: Client, params: dict[str, str]) -> int:
+    """The minimum real-name level a login must reach for this request (1 when nothing is demanded).
+
+    Levels are ordered, so any listed value is satisfied by a higher level: the minimum demanded
+    is the lowest level listed. Unknown ``acr_values`` are ignored (they are voluntary); an
+    essential acr naming only unknown values cannot be met (level 4).
+    """
+    level = acr_level(getattr(client, "min_acr", "")) or 1
+    asked = [lv for lv in (acr_level(v) for v in params.get("acr_values", "").split()) if lv]
+    if asked:
+        level = max(level, min(asked))
+    essential = _essential_acr(params.get("claims", ""))
+    if essential is not None:
+        known = [lv for lv in (acr_level(v) for v in essential) if lv]
+        level = max(level, min(known) if known else (4 if essential else 1))
+    return level
+
+
+def unmet_requirement(request: AuthorizationRequest, user, state: LoginState) -> str:
+    """Why this login does not reach the request's minimum level ("" when it does)."""
+    reached = acr_level(acr_of(user, state.amr)) or 1
+    if reached >= request.min_level:
+        return ""
+    return f"real-name level {reached} is below the required level {request.min_level}"
 
 
 def _untrusted(error: str, description: str, action: str, **detail) -> UntrustedRequest:

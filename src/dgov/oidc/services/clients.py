@@ -258,7 +258,17 @@ def _detail(client: Client) -> dict:
         "scopes": client.scopes,
         "id_token_alg": client.id_token_alg,
         "first_party": client.first_party,
+        "min_acr": client.min_acr,
     }
+
+
+def _min_acr(value: str) -> str:
+    """A client's minimum real-name level: "" (none) or one of the provider's acr values."""
+    value = (value or "").strip()
+    allowed = {choice for choice, _label in Client._meta.get_field("min_acr").choices}
+    if value and value not in allowed:
+        raise ValidationError({"min_acr": gettext("未知的实名等级：%(v)s") % {"v": value[:40]}})
+    return value
 
 
 # --- operations -----------------------------------------------------------------------------------
@@ -277,6 +287,7 @@ def create_client(
     id_token_alg: str = Client.Alg.RS256,
     first_party: bool = False,
     client_id: str = "",
+    min_acr: str = "",
 ) -> tuple[Client, str | None]:
     """Register a client; return it with its secret (shown once; None for a public client)."""
     values = _clean(
@@ -303,6 +314,7 @@ def create_client(
             client_id=client_id,
             secret_hash=_hash(client_id, secret) if secret else "",
             first_party=bool(first_party),
+            min_acr=_min_acr(min_acr),
             created_by=_actor_label(actor),
             **values,
         )
@@ -322,6 +334,7 @@ def update_client(client: Client, *, actor, **changes) -> Client:
         "scopes",
         "id_token_alg",
         "first_party",
+        "min_acr",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -339,11 +352,13 @@ def update_client(client: Client, *, actor, **changes) -> Client:
             "id_token_alg": client.id_token_alg,
         }
         first_party = bool(changes.pop("first_party", client.first_party))
+        min_acr = _min_acr(changes.pop("min_acr", client.min_acr))
         values = _clean(**{**current, **changes})
         before = _detail(client)
         for field, value in values.items():
             setattr(client, field, value)
         client.first_party = first_party
+        client.min_acr = min_acr
         client.save()
         after = _detail(client)
         changed = {key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]}
