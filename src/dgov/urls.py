@@ -14,6 +14,7 @@ urlpatterns = [
     path("workbench/registries/", include("dgov.registry.urls")),
     path("workbench/api-clients/", include("dgov.identity.client_urls")),
     path("", include("dgov.oidc.urls")),  # /.well-known/openid-configuration, /oidc/…, client pages
+    path("account/", include("dgov.registry.account_urls")),  # /account/reads/ 谁查了我的数据
     path("", include("dgov.identity.urls")),  # /login/verify/ /login/enrol/ /account/…
     path("", include("dgov.web.urls")),
 ]

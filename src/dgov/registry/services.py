@@ -1913,12 +1913,30 @@ def access_log_for_subject(value: str, *, kind: str = "resident_id") -> QuerySet
     """Reads of records identifying this person (resident ID) or organization (USCC), newest first."""
     if kind not in ("resident_id", "uscc"):
         raise ValueError("kind must be resident_id or uscc")
-    digest = blind_index(str(value), purpose=kind)
+    return access_log_for_digest(blind_index(str(value), purpose=kind))
+
+
+def access_log_for_digest(digest: str) -> QuerySet[AccessLog]:
+    """Reads of records whose subject has this blind index (a verified account's own), newest first."""
     return (
         AccessLog.objects.filter(subject_digest=digest)
         .select_related("registry", "reader_org", "record")
         .order_by("-at", "-id")
     )
+
+
+def subject_digest_of_account(user) -> str:
+    """The blind index of the person or enterprise a verified account stands for ("" if not verified).
+
+    Person accounts use their verified resident ID (level 2 and up); enterprise accounts their
+    verified USCC. It matches ``AccessLog.subject_digest`` of reads of their records.
+    """
+    if getattr(user, "real_name_level", 1) < 2:
+        return ""
+    uscc = getattr(user, "enterprise_uscc", "")
+    if getattr(user, "kind", "") == "enterprise":
+        return blind_index(uscc, purpose="uscc") if uscc else ""
+    return getattr(user, "id_number_digest", "") or ""
 
 
 # --- Finding and searching ----------------------------------------------------------------------------------

@@ -780,3 +780,30 @@ def schema_versions(request, code):
         "readable": services.reader_scope(registry, user) is not None,
     }
     return render(request, "registry/schema.html", context, status=400 if request.method == "POST" else 200)
+
+
+# --- Who read my data (谁查了我的数据) ----------------------------------------------------------------
+
+MY_READS_PAGE_SIZE = 50
+
+
+@login_required
+def my_reads(request):
+    """A verified citizen's or enterprise's own access log: which department read which record, when and why."""
+    digest = services.subject_digest_of_account(request.user)
+    context = {"verified": bool(digest), "reads": [], "total": 0}
+    if digest:
+        reads = services.access_log_for_digest(digest)
+        total = reads.count()
+        pages = max(1, math.ceil(total / MY_READS_PAGE_SIZE))
+        try:
+            page = min(max(1, int(request.GET.get("page", "1"))), pages)
+        except ValueError:
+            page = 1
+        start = (page - 1) * MY_READS_PAGE_SIZE
+        context.update(
+            reads=list(reads[start : start + MY_READS_PAGE_SIZE]),
+            total=total,
+            **_page_links(request, page, pages),
+        )
+    return render(request, "registry/my_reads.html", context)
