@@ -52,6 +52,13 @@ def test_demo_province_is_valid_and_consistent():
     enterprises = _records("legal_entity.enterprise")
     assert report.persons == len(persons) == 250
     assert report.enterprises == len(enterprises) == 40
+    # the demo citizen and enterprise agent are verified, and the citizen's record has been read
+    from dgov.identity.models import User
+    from dgov.registry.services import access_log_for_digest, subject_digest_of_account
+
+    citizen, agent = User.objects.get(username="citizen"), User.objects.get(username="enterprise")
+    assert citizen.real_name_level == agent.real_name_level == 2 and agent.enterprise_uscc
+    assert access_log_for_digest(subject_digest_of_account(citizen)).count() == len(demo.DEMO_READS)
     assert report.households == len(households) > 50
 
     villages = {d.code: d for d in Division.objects.filter(level=Division.Level.VILLAGE, code__startswith="37")}

@@ -1019,6 +1019,37 @@ def _ensure_officials(rng: random.Random, orgs: list[Organization]) -> int:
 # --- The whole province -----------------------------------------------------------------------------------
 
 
+DEMO_READS = (
+    ("GA", "户籍信息核验 household registration check"),
+    ("WJ", "出生医学证明签发核对 birth certificate check"),
+    ("DSJ", "一网通办申请材料免提交 one-stop application, documents not resubmitted"),
+)
+
+
+def _verify_demo_accounts(made: list[_Enterprise], adults: list[_Person], depts: _Departments) -> None:
+    """Verify the demo citizen and enterprise agent (real-name level 2) against the demo libraries.
+
+    The citizen becomes an adult who represents no enterprise; the agent the legal representative
+    of the first active enterprise, then that enterprise. A few departments read the citizen's
+    record, so 实名认证 and 谁查了我的数据 (/account/reads/) show real data on the first start.
+    """
+    from dgov.identity import realname
+
+    accounts = {user.username: user for user in User.objects.filter(username__in=("citizen", "enterprise"))}
+    representatives = {enterprise.representative.id_number for enterprise in made}
+    person = next((p for p in adults if p.id_number not in representatives), None)
+    company = next((e for e in made if e.status == "active" and e.representative.status == "normal"), None)
+    if "citizen" in accounts and person is not None:
+        realname.verify_person(accounts["citizen"], person.name, person.id_number, actor=DEMO_ACTOR)
+        record = services.find_record(services.get_registry("population.person"), "id_number", person.id_number)
+        for kind, purpose in DEMO_READS:
+            services.read_record(record, actor=depts.provincial(kind), purpose=purpose, channel="api")
+    if "enterprise" in accounts and company is not None:
+        agent, representative = accounts["enterprise"], company.representative
+        realname.verify_person(agent, representative.name, representative.id_number, actor=DEMO_ACTOR)
+        realname.verify_enterprise(agent, company.uscc, actor=DEMO_ACTOR)
+
+
 def generate(
     *,
     province_code: str,
@@ -1155,6 +1186,7 @@ def generate(
             "index+themes",
         )
         write("emergency.resource", emergency, depts.provincial("YJ"), "index+themes")
+        _verify_demo_accounts(made, adults, depts)
         t = lap("index+themes", t)
 
         dataset = DemoDataset.objects.create(
