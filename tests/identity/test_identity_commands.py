@@ -60,3 +60,19 @@ def test_other_secrets_are_never_shown_at_login(client, official, user_password)
     client.post("/login/", {"username": "official1", "password": user_password})
     html = client.get("/login/verify/").content.decode()
     assert secret not in html and "demo-mfa-hint" not in html
+
+
+def test_realname_in_person_needs_an_official_and_a_verified_account(citizen, official):
+    with pytest.raises(CommandError, match="尚未通过身份信息核验"):
+        run("realname", "in-person", citizen.username, "--official", official.username)
+    citizen.real_name_level = 2
+    citizen.save(update_fields=["real_name_level"])
+    with pytest.raises(CommandError, match="只有工作人员"):
+        run("realname", "in-person", citizen.username, "--official", citizen.username)
+    assert "三级" in run("realname", "in-person", citizen.username, "--official", official.username)
+    citizen.refresh_from_db()
+    assert citizen.real_name_level == 3
+    record = AuditRecord.objects.filter(action="identity.realname.in_person", outcome="success").get()
+    assert record.detail == {"level": 3}
+    with pytest.raises(CommandError, match="不存在"):
+        run("realname", "in-person", "nobody", "--official", official.username)

@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
     help = (
         "统一身份认证管理：client create/list/rotate/deactivate 管理接口客户端；"
-        "mfa reset/code 双因素认证；login unlock 解除登录锁定"
+        "mfa reset/code 双因素认证；login unlock 解除登录锁定；realname in-person 现场核验（三级实名）"
     )
 
     def add_arguments(self, parser):
@@ -76,10 +76,18 @@ class Command(BaseCommand):
         login_sub = login.add_subparsers(dest="action", required=True)
         unlock = login_sub.add_parser("unlock", help=_("解除账号因登录失败被临时锁定"))
         unlock.add_argument("username")
+        realname_group = groups.add_parser("realname", help=_("实名认证"))
+        realname_sub = realname_group.add_subparsers(dest="action", required=True)
+        in_person = realname_sub.add_parser(
+            "in-person", help=_("窗口工作人员记录已现场核验身份证件：账号升为三级实名（须已通过二级核验）")
+        )
+        in_person.add_argument("username")
+        in_person.add_argument("--official", required=True, help=_("进行现场核验的工作人员账号"))
 
     def handle(self, *args, **options):
         """Dispatch to ``handle_<group>_<action>``."""
-        return getattr(self, f"handle_{options['group']}_{options['action']}")(**options)
+        action = options["action"].replace("-", "_")
+        return getattr(self, f"handle_{options['group']}_{action}")(**options)
 
     @staticmethod
     def _actor() -> str:
@@ -180,6 +188,19 @@ class Command(BaseCommand):
 
         authentication.unlock_account(self._user(username), actor=self._actor())
         self.stdout.write(_("已解除 %(name)s 的登录锁定。") % {"name": username})
+
+
+    def handle_realname_in_person(self, *, username: str, official: str, **options):
+        """Record that an official checked the account holder's ID document in person (level 3)."""
+        from dgov.identity import realname
+
+        try:
+            user = realname.record_in_person_verification(self._user(username), actor=self._user(official))
+        except realname.RealNameError as exc:
+            raise CommandError(str(exc.message)) from None
+        self.stdout.write(
+            _("%(name)s 的实名等级：%(level)s") % {"name": username, "level": user.get_real_name_level_display()}
+        )
 
 
 def _width(text: str) -> int:
