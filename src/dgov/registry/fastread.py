@@ -175,7 +175,7 @@ class RegistryReadFastPath:
             channel="api",
             fields=shown + ["<unmasked>"] if unmask else shown,
         )
-        if entry is None or not accesslog.log_read(entry):
+        if not accesslog.log_read(entry):
             return None
         answer = {
             "uuid": str(uid),

@@ -1880,31 +1880,23 @@ def log_reads(
     records: Iterable[Record], *, actor, purpose: str = "", channel: str = "api", fields: Iterable[str] | None = None
 ) -> int:
     """Record reads of many records at once (list and search results); returns the number of rows logged."""
-    rows = []
-    now = timezone.now()
     department = department_of(actor)
-    label = _actor_label(actor)
-    cache: dict[int, dict[str, FieldDef]] = {}
+    wanted = list(fields) if fields is not None else None
+    rows = []
     for record in records:
-        registry = record.registry
-        defs = cache.get(registry.pk)
-        if defs is None:
-            defs = cache[registry.pk] = field_map(registry_fields(registry))
         values = record_values_now(record)
-        shown = sorted(name for name in (fields if fields is not None else values) if name in values)
-        rows.append(
-            AccessLog(
-                registry=registry,
-                record=record,
-                subject_digest=_subject_digest(registry, defs, values),
-                reader_org=department,
-                reader=label,
-                channel=(channel or "api")[:16],
-                purpose=(purpose or "")[:255],
-                fields=shown,
-                at=now,
-            )
+        shown = sorted(name for name in (wanted if wanted is not None else values) if name in values)
+        entry = access_log_entry(
+            record.registry,
+            record_id=record.pk,
+            values=values,
+            actor=actor,
+            purpose=purpose,
+            channel=channel,
+            fields=shown,
+            department=department,
         )
+        rows.append(AccessLog(**entry._asdict()))
     AccessLog.objects.bulk_create(rows, batch_size=500)
     return len(rows)
 
