@@ -164,6 +164,13 @@ sm3_hex = _make_sm3_hex()
 # --- Canonical forms --------------------------------------------------------------------------
 
 
+def cli_actor() -> str:
+    """The audit actor of a management command: ``system:cli:<operating-system user>``."""
+    import getpass
+
+    return f"system:cli:{getpass.getuser()}"
+
+
 def format_timestamp(value) -> str:
     """Return a datetime (or a database's text for one) as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
     if isinstance(value, str):

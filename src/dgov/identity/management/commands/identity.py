@@ -14,8 +14,6 @@ temporary lock after failed logins.
 
 from __future__ import annotations
 
-import getpass
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -24,6 +22,7 @@ from django.utils.translation import gettext as _
 from dgov.identity import services
 from dgov.identity.models import ApiClient
 from dgov.kernel.models import Organization
+from dgov.kernel.services.audit import cli_actor
 
 
 def _when(value) -> str:
@@ -89,10 +88,6 @@ class Command(BaseCommand):
         action = options["action"].replace("-", "_")
         return getattr(self, f"handle_{options['group']}_{action}")(**options)
 
-    @staticmethod
-    def _actor() -> str:
-        """The audit label of whoever runs the command."""
-        return f"system:cli:{getpass.getuser()}"
 
     @staticmethod
     def _client(client_id: str) -> ApiClient:
@@ -109,7 +104,7 @@ class Command(BaseCommand):
             raise CommandError(_("部门 %(code)s 不存在") % {"code": org})
         try:
             client, secret = services.create_api_client(
-                name, organization, scopes, actor=self._actor(), client_id=client_id
+                name, organization, scopes, actor=cli_actor(), client_id=client_id
             )
         except ValidationError as exc:
             raise CommandError(_errors(exc)) from None
@@ -143,7 +138,7 @@ class Command(BaseCommand):
     def handle_client_rotate(self, *, client_id: str, **options):
         """Give a client a new secret and print it once."""
         try:
-            secret = services.rotate_client_secret(self._client(client_id), actor=self._actor())
+            secret = services.rotate_client_secret(self._client(client_id), actor=cli_actor())
         except ValidationError as exc:  # a deactivated client
             raise CommandError(_errors(exc)) from None
         self.stdout.write(f"client_id: {client_id}")
@@ -152,7 +147,7 @@ class Command(BaseCommand):
 
     def handle_client_deactivate(self, *, client_id: str, reason: str = "", **options):
         """Stop a client."""
-        services.deactivate_api_client(self._client(client_id), actor=self._actor(), reason=reason)
+        services.deactivate_api_client(self._client(client_id), actor=cli_actor(), reason=reason)
         self.stdout.write(_("客户端 %(id)s 已停用。") % {"id": client_id})
 
     def _user(self, username: str):
@@ -166,7 +161,7 @@ class Command(BaseCommand):
 
     def handle_mfa_reset(self, *, username: str, reason: str = "", **options):
         """Remove every second factor of an account (it enrols again at its next login)."""
-        count = services.reset_mfa(self._user(username), actor=self._actor(), reason=reason)
+        count = services.reset_mfa(self._user(username), actor=cli_actor(), reason=reason)
         self.stdout.write(_("已重置 %(name)s 的双因素认证（删除 %(count)d 项）。") % {"name": username, "count": count})
 
     def handle_mfa_code(self, *, secret: str = "", **options):
@@ -186,7 +181,7 @@ class Command(BaseCommand):
         """Lift a temporary login lock of an account."""
         from dgov.identity import authentication
 
-        authentication.unlock_account(self._user(username), actor=self._actor())
+        authentication.unlock_account(self._user(username), actor=cli_actor())
         self.stdout.write(_("已解除 %(name)s 的登录锁定。") % {"name": username})
 
 

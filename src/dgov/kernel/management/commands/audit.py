@@ -6,7 +6,6 @@ first affected record (seq, kind, action and time).
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from datetime import datetime
@@ -18,6 +17,7 @@ from django.utils.translation import gettext as _
 from dgov.kernel.audit_context import audit_context
 from dgov.kernel.models import AuditRecord
 from dgov.kernel.services import audit
+from dgov.kernel.services.audit import cli_actor
 
 KIND_LABELS = {
     "altered": "篡改",
@@ -149,7 +149,7 @@ class Command(BaseCommand):
 
     def handle_checkpoint(self, **options):
         """Write a signed checkpoint at the chain head now."""
-        actor = f"system:cli:{getpass.getuser()}"
+        actor = cli_actor()
         with audit_context(actor=actor):
             entry = audit.checkpoint(actor=actor)
         self.stdout.write(

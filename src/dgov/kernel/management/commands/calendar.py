@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import getpass
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -17,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from dgov.kernel.audit_context import audit_context
 from dgov.kernel.services import calendar
+from dgov.kernel.services.audit import cli_actor
 
 WEEKDAYS = "一二三四五六日"
 SOURCES = {
@@ -70,7 +70,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         """Dispatch to the chosen subcommand under a CLI audit actor."""
-        actor = f"system:cli:{getpass.getuser()}"
+        actor = cli_actor()
         with audit_context(actor=actor):
             try:
                 return getattr(self, "handle_" + options["subcommand"])(actor=actor, **options)

@@ -7,7 +7,6 @@ synthetic townships and villages of the demo province; ``find 历下`` and ``sho
 from __future__ import annotations
 
 import argparse
-import getpass
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -16,6 +15,7 @@ from django.utils.translation import gettext as _
 from dgov.kernel.audit_context import audit_context
 from dgov.kernel.models import Division
 from dgov.kernel.services import divisions
+from dgov.kernel.services.audit import cli_actor
 
 
 def _range(value: str) -> tuple[int, int]:
@@ -52,7 +52,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         """Dispatch to the chosen subcommand under a CLI audit actor."""
-        actor = f"system:cli:{getpass.getuser()}"
+        actor = cli_actor()
         with audit_context(actor=actor):
             return getattr(self, "handle_" + options["subcommand"])(actor=actor, **options)
 

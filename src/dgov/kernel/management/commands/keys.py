@@ -8,8 +8,6 @@ revokes one key, replacing it if it was active.
 
 from __future__ import annotations
 
-import getpass
-
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -17,6 +15,7 @@ from django.utils.translation import gettext as _
 from dgov.kernel.audit_context import audit_context
 from dgov.kernel.models import KeyRecord
 from dgov.kernel.services import keys
+from dgov.kernel.services.audit import cli_actor
 
 
 def _when(value) -> str:
@@ -47,10 +46,6 @@ class Command(BaseCommand):
         """Dispatch to the chosen subcommand."""
         return getattr(self, "handle_" + options["subcommand"])(**options)
 
-    @staticmethod
-    def _actor() -> str:
-        """The audit label of whoever runs the command."""
-        return f"system:cli:{getpass.getuser()}"
 
     def handle_list(self, *, purpose: str | None = None, **options):
         """Print the registry as a table."""
@@ -76,7 +71,7 @@ class Command(BaseCommand):
 
     def handle_rotate(self, *, purpose: str, algorithm: str | None = None, force: bool = False, **options):
         """Rotate the key of ``purpose`` and report the new kid."""
-        actor = self._actor()
+        actor = cli_actor()
         try:
             with audit_context(actor=actor):
                 kid = keys.rotate(purpose, actor=actor, algorithm=algorithm, force=force)
@@ -88,7 +83,7 @@ class Command(BaseCommand):
 
     def handle_revoke(self, *, kid: str, **options):
         """Revoke ``kid`` and report its replacement, if any."""
-        actor = self._actor()
+        actor = cli_actor()
         try:
             with audit_context(actor=actor):
                 replacement = keys.revoke(kid, actor=actor)

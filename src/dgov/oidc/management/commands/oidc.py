@@ -10,14 +10,13 @@ expired codes and tokens.
 
 from __future__ import annotations
 
-import getpass
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dgov.kernel.models import Organization
+from dgov.kernel.services.audit import cli_actor
 from dgov.oidc import jose
 from dgov.oidc.models import Client
 from dgov.oidc.services import clients, keys, tokens
@@ -78,10 +77,6 @@ class Command(BaseCommand):
         name = f"handle_{options['group']}" + (f"_{options['action']}" if options.get("action") else "")
         return getattr(self, name)(**options)
 
-    @staticmethod
-    def _actor() -> str:
-        """The audit label of whoever runs the command."""
-        return f"system:cli:{getpass.getuser()}"
 
     @staticmethod
     def _client(client_id: str) -> Client:
@@ -116,7 +111,7 @@ class Command(BaseCommand):
             client, secret = clients.create_client(
                 name=name,
                 organization=organization,
-                actor=self._actor(),
+                actor=cli_actor(),
                 client_type=client_type,
                 redirect_uris=redirect_uri,
                 post_logout_redirect_uris=post_logout_uri,
@@ -159,7 +154,7 @@ class Command(BaseCommand):
     def handle_client_rotate(self, *, client_id: str, **options):
         """Give a client a new secret and print it once."""
         try:
-            secret = clients.rotate_secret(self._client(client_id), actor=self._actor())
+            secret = clients.rotate_secret(self._client(client_id), actor=cli_actor())
         except ValidationError as exc:
             raise CommandError("；".join(exc.messages)) from None
         self.stdout.write(f"client_id: {client_id}")
@@ -168,7 +163,7 @@ class Command(BaseCommand):
 
     def handle_client_deactivate(self, *, client_id: str, reason: str = "", **options):
         """Stop a client."""
-        clients.deactivate_client(self._client(client_id), actor=self._actor(), reason=reason)
+        clients.deactivate_client(self._client(client_id), actor=cli_actor(), reason=reason)
         self.stdout.write(_("接入应用 %(id)s 已停用，其令牌已全部撤销。") % {"id": client_id})
 
     def handle_key_list(self, **options):
@@ -181,7 +176,7 @@ class Command(BaseCommand):
 
     def handle_key_rotate(self, *, alg: str, **options):
         """Rotate the signing key of one algorithm."""
-        record = keys.rotate_key(alg, actor=self._actor())
+        record = keys.rotate_key(alg, actor=cli_actor())
         self.stdout.write(
             _("新的 %(alg)s 签名密钥：%(kid)s（旧公钥仍在 JWKS 中发布）") % {"alg": alg, "kid": record.kid}
         )
