@@ -271,17 +271,23 @@ def consent(request):
 # --- token, userinfo, revocation, introspection --------------------------------------------------------
 
 
+def _client_request(request, endpoint: str):
+    """The single-valued form of a POST to a client endpoint and the authenticated client; OAuthError if not."""
+    try:
+        form = _single(request.POST)
+    except OAuthError as exc:
+        raise tokens.deny(exc, f"oidc.{endpoint}.refuse") from None
+    client = tokens.authenticate_client_request(request.headers.get("Authorization", ""), form, endpoint=endpoint)
+    return form, client
+
+
 @csrf_exempt
 def token(request):
     """The token endpoint: authorization_code, refresh_token and client_credentials grants."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
-        try:
-            form = _single(request.POST)
-        except OAuthError as exc:
-            raise tokens.deny(exc, "oidc.token.refuse") from None
-        client = tokens.authenticate_client_request(request.headers.get("Authorization", ""), form, endpoint="token")
+        form, client = _client_request(request, "token")
         grant_type = form.get("grant_type", "")
         if not grant_type:
             raise tokens.deny(
@@ -362,11 +368,7 @@ def revoke(request):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
-        try:
-            form = _single(request.POST)
-        except OAuthError as exc:
-            raise tokens.deny(exc, "oidc.revoke.refuse") from None
-        client = tokens.authenticate_client_request(request.headers.get("Authorization", ""), form, endpoint="revoke")
+        form, client = _client_request(request, "revoke")
         if not form.get("token"):
             raise tokens.deny(OAuthError("invalid_request", "token is required"), "oidc.revoke.refuse", actor=client)
         tokens.revoke(client, token=form["token"], token_type_hint=form.get("token_type_hint", ""))
@@ -381,13 +383,7 @@ def introspect(request):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
-        try:
-            form = _single(request.POST)
-        except OAuthError as exc:
-            raise tokens.deny(exc, "oidc.introspect.refuse") from None
-        client = tokens.authenticate_client_request(
-            request.headers.get("Authorization", ""), form, endpoint="introspect"
-        )
+        form, client = _client_request(request, "introspect")
         if client.is_public:
             raise tokens.deny(
                 OAuthError("invalid_client", "public clients may not introspect tokens", status=401),
