@@ -349,15 +349,26 @@ class GroupFetcher(BatchThread):
     COLUMNS = ("registry", "schema_version", "version", "data", "sealed", "division_code", "created_at",
                "updated_at", "deleted_at", "id", "uid")
 
+    _base_sql = ""
+
+    def _select(self, connection) -> str:
+        """``SELECT <columns> FROM <record table> WHERE <uid column>`` (built once from the model)."""
+        if not self._base_sql:
+            from dgov.registry.models import Record
+
+            meta = Record._meta
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(meta.get_field(name).column) for name in self.COLUMNS)
+            self._base_sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('uid').column)}"
+        return self._base_sql
+
     def handle(self, items: list[uuid.UUID]) -> list:
         """The rows of the uids (None for a missing one), in order, without the trailing uid."""
         from dgov.registry.models import Record
 
         connection = connections[DEFAULT_DB_ALIAS]  # this thread's own
         meta = Record._meta
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(meta.get_field(name).column) for name in self.COLUMNS)
-        base = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('uid').column)}"
+        base = self._select(connection)
         connection.ensure_connection()
         if not connection.get_autocommit():
             connection.set_autocommit(True)
