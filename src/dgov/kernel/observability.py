@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -139,8 +140,6 @@ class AccessLogApp:
 
     def __init__(self, app, *, inherited: frozenset[str] | None = None):
         self.app = app
-        import os
-
         self.inherited = frozenset(os.environ) - _WSGI_KEYS if inherited is None else inherited
 
     def __call__(self, environ, start_response):

@@ -43,6 +43,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from ninja.errors import HttpError
+from ninja.responses import NinjaJSONEncoder
 
 from dgov.kernel.fields import decrypt_value
 from dgov.kernel.observability import HTTP_LATENCY, HTTP_REQUESTS
@@ -185,7 +186,7 @@ class RegistryReadFastPath:
             "createdAt": _iso(created_at),
             "modifiedAt": _iso(updated_at),
         }
-        return json.dumps(answer, cls=_Encoder).encode()
+        return json.dumps(answer, cls=NinjaJSONEncoder).encode()
 
     @staticmethod
     def _purpose(environ) -> str | None:
@@ -402,13 +403,3 @@ def _iso(value) -> str | None:
     if timezone.is_naive(value):
         value = value.replace(tzinfo=datetime.UTC)
     return value.isoformat()
-
-
-class _Encoder(json.JSONEncoder):
-    """JSON for record values: dates and decimals as text, as the API's encoder writes them."""
-
-    def default(self, o):
-        """Encode what ``json`` does not know."""
-        from ninja.responses import NinjaJSONEncoder
-
-        return NinjaJSONEncoder().default(o)
