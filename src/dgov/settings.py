@@ -282,7 +282,13 @@ LOGGING = {
     "filters": {"request_id": {"()": "dgov.kernel.observability.RequestIdFilter"}},
     "formatters": {"json": {"()": "dgov.kernel.observability.JsonFormatter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+        # Informational lines (the access log above all) are written in batches every 0.1 s
+        # (DGOV_LOG_FLUSH_SECONDS, 0 = at once); warnings and errors at once.
+        "console": {
+            "class": "dgov.kernel.observability.BufferedStreamHandler",
+            "formatter": "json",
+            "filters": ["request_id"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

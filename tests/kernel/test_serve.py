@@ -226,8 +226,15 @@ def _wait_until_ready(proc, base: str, tmp_path: Path) -> None:
     assert ready == 200, (body, output)  # the worker subprocess is beating
     assert json.loads(body)["checks"] == {"database": "ok", "worker": "ok"}
     assert f"{base}/workbench/" in output
-    access = [json.loads(line) for line in output.splitlines() if '"dgov.access"' in line]
-    assert any(a["path"] == "/healthz" and a["status"] == 200 and a["request_id"] != "-" for a in access)
+    # Access-log lines are written in batches (every 0.1 s by default): give the last one a moment.
+    deadline = time.monotonic() + 5
+    while True:
+        access = [json.loads(line) for line in output.splitlines() if '"dgov.access"' in line]
+        if any(a["path"] == "/healthz" and a["status"] == 200 and a["request_id"] != "-" for a in access):
+            break
+        assert time.monotonic() < deadline, output
+        time.sleep(0.1)
+        output = (tmp_path / "serve.log").read_text(errors="replace")
 
 
 def _healthz_count(base: str) -> tuple[float, str]:

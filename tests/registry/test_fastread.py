@@ -172,7 +172,7 @@ def test_client_without_read_scope_reaches_django(site, api_orgs, people):
 
 def test_no_answer_without_a_committed_log(site, callers, people, monkeypatch):
     app, fast = site
-    monkeypatch.setattr(accesslog.journal, "append", lambda row: False)
+    monkeypatch.setattr(accesslog.journal, "append_many", lambda rows: False)
     status, _headers, _body = wsgi_get(app, f"{BASE}/{people[0].uid}", HTTP_AUTHORIZATION=callers["ga"].auth)
     assert status == 200 and fast.answered == 0  # Django answered, with its own log row
     assert AccessLog.objects.filter(record=people[0]).count() == 1

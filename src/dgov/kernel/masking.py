@@ -143,15 +143,25 @@ def _division_names() -> dict[str, frozenset[int]]:
 _PLACEHOLDER_NAMES = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
 
 
+@lru_cache(maxsize=1)
+def _division_index() -> dict[str, tuple[tuple[str, frozenset[int]], ...]]:
+    """Division names (2 to 12 characters) by their first two characters, longest first."""
+    index: dict[str, list[tuple[str, frozenset[int]]]] = {}
+    for name, levels in _division_names().items():
+        if 2 <= len(name) <= 12:
+            index.setdefault(name[:2], []).append((name, levels))
+    return {key: tuple(sorted(names, key=lambda item: -len(item[0]))) for key, names in index.items()}
+
+
 def _known_division_prefix(text: str) -> str:
     """The longest chain of known division names, each of a lower level, at the start of ``text``."""
-    names = _division_names()
+    index = _division_index()
     position, level = 0, 0
     while level < 3:
-        for size in range(min(12, len(text) - position), 1, -1):
-            deeper = [found for found in names.get(text[position : position + size], ()) if found > level]
-            if deeper:
-                position += size
+        for name, levels in index.get(text[position : position + 2], ()):
+            deeper = [found for found in levels if found > level]
+            if deeper and text.startswith(name, position):
+                position += len(name)
                 level = min(deeper)
                 break
         else:

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import re
+import sys
+import threading
 import time
 import uuid
 
@@ -99,6 +101,74 @@ class JsonFormatter(logging.Formatter):
     converter = time.gmtime
 
 
+class BufferedStreamHandler(logging.StreamHandler):
+    """A stream handler that writes informational lines in batches and warnings at once.
+
+    Under load the access log is one line per request; writing each line as it comes costs a
+    system call and a hand-over of the interpreter lock per request on the request's own thread.
+    This handler keeps records below ``WARNING`` in memory and a background thread writes what
+    has gathered every ``flush_interval`` seconds (0.1 by default, ``DGOV_LOG_FLUSH_SECONDS``; 0
+    turns buffering off) — as web servers buffer their access logs. A record of level ``WARNING``
+    or above is written at once, after the lines gathered before it, so order is kept; so is
+    everything at ``max_pending`` lines, and at exit (``logging.shutdown`` flushes handlers).
+    """
+
+    def __init__(self, stream=None, flush_interval: float | None = None, max_pending: int = 2000):
+        super().__init__(stream)
+        if flush_interval is None:
+            flush_interval = float(os.environ.get("DGOV_LOG_FLUSH_SECONDS", "0.1") or 0)
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self._pending: list[str] = []
+        self._flusher_pid = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format the record and keep it, or write it (with what is kept) when it must not wait."""
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # noqa: BLE001 - logging must never fail the caller
+            self.handleError(record)
+            return
+        # Handler.handle holds self.lock around emit, so _pending is only touched under the lock.
+        self._pending.append(line)
+        if record.levelno >= logging.WARNING or self.flush_interval <= 0 or len(self._pending) >= self.max_pending:
+            self._write_pending()
+        elif self._flusher_pid != os.getpid():
+            self._start_flusher()
+
+    def flush(self) -> None:
+        """Write every kept line now."""
+        self.acquire()
+        try:
+            self._write_pending()
+        finally:
+            self.release()
+
+    def _write_pending(self) -> None:
+        """Write the kept lines in one go (the caller holds the lock)."""
+        if not self._pending:
+            return
+        text, self._pending = "".join(self._pending), []
+        try:
+            self.stream.write(text)
+            super().flush()
+        except Exception:  # noqa: BLE001 - a log line must never fail a request
+            if logging.raiseExceptions:
+                sys.stderr.write("dgov: a log write failed\n")
+
+    def _start_flusher(self) -> None:
+        """Start this process's background writer (again after a fork: threads do not survive one)."""
+        self._flusher_pid = os.getpid()
+        threading.Thread(target=self._flush_loop, name="dgov-log-flush", daemon=True).start()
+
+    def _flush_loop(self) -> None:
+        """Write the kept lines every ``flush_interval`` seconds."""
+        pid = os.getpid()
+        while self._flusher_pid == pid:
+            time.sleep(self.flush_interval)
+            self.flush()
+
+
 # --- WSGI access log ---------------------------------------------------------------------------
 
 ACCESS_LOGGER = logging.getLogger("dgov.access")
@@ -147,7 +217,7 @@ class AccessLogApp:
         for key in self.inherited:
             environ.pop(key, None)
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        rid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        rid = incoming if _VALID_ID.match(incoming) else os.urandom(16).hex()
         environ["HTTP_X_REQUEST_ID"] = rid
         started = time.perf_counter()
         seen: dict = {}

@@ -7,9 +7,10 @@ transaction. The fast path (:mod:`dgov.registry.fastread`) answers thousands of 
 and a database round trip and commit per read would cost more than the rest of the read (ADR 0013),
 so it records the read in a local journal instead:
 
-* :func:`log_read` appends one line per read to this process's journal file in
-  ``DATA_DIR/accesslog/`` (``O_APPEND``, one ``write`` per line, files named by the second they
-  were started in, a new file each second), before the answer is sent. A journal that cannot be
+* :func:`log_read` / :func:`log_reads` append one line per read to this process's journal file
+  in ``DATA_DIR/accesslog/`` (``O_APPEND``, one ``write`` per call — the fast path writes a whole
+  batch of reads at once — files named by the second they were started in, a new file each
+  second), before the answer is sent. A journal that cannot be
   written makes the fast path pass the request to Django, which logs it directly.
 * A background thread per process ``fdatasync``\\ s the current file every
   ``ACCESS_JOURNAL_SYNC_SECONDS`` (default 0.2 s) when it has new lines: a read's line survives a
@@ -33,8 +34,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.utils.dateparse import parse_datetime
+from django.db import IntegrityError, connections, router, transaction
 
 from dgov.registry.models import AccessJournalFile, AccessLog
 
@@ -71,8 +71,8 @@ class ReadLog(NamedTuple):
         values = json.loads(line)
         if not isinstance(values, list) or len(values) != len(cls._fields):
             raise ValueError("not an access-log journal line")
-        at = parse_datetime(values[8])
-        if at is None:
+        at = datetime.datetime.fromisoformat(values[8]) if isinstance(values[8], str) else None
+        if at is None or at.tzinfo is None:
             raise ValueError("bad time in an access-log journal line")
         return cls(*values[:8], at)
 
@@ -99,11 +99,27 @@ class Journal:
 
     def append(self, row: ReadLog) -> bool:
         """Write the read's line; True once the kernel has it, False when it could not be written."""
-        data = row.line()
+        return self.append_many([row])
+
+    def append_many(self, rows: list[ReadLog]) -> bool:
+        """Write the lines of several reads with one ``write``; True once the kernel has them all.
+
+        The fast path records a whole batch of reads this way (one system call, and one release of
+        the interpreter lock, per batch instead of per read). False when they could not be written:
+        then none of those reads may be answered.
+        """
+        if not rows:
+            return True
+        data = b"".join([row.line() for row in rows])
         try:
             with self._lock:
                 fd = self._file(int(time.time()))
-                os.write(fd, data)
+                written = os.write(fd, data)
+                while written < len(data):  # a regular file takes it all, unless the disk is full
+                    more = os.write(fd, data[written:])
+                    if more <= 0:
+                        raise OSError("short write to the access-log journal")
+                    written += more
                 self._dirty = True
         except OSError:
             logger.exception("access-log journal write failed")
@@ -174,6 +190,11 @@ def log_read(row: ReadLog) -> bool:
     return journal.append(row)
 
 
+def log_reads(rows: list[ReadLog]) -> bool:
+    """Record several fast-path reads with one write; False if they could not be (none may be answered)."""
+    return journal.append_many(rows)
+
+
 def ingest_journals(*, older_than: float | None = None, limit: int = MAX_FILES_PER_PASS) -> int:
     """Move finished journal files into ``AccessLog`` (one transaction per file, never twice); returns rows added.
 
@@ -202,7 +223,7 @@ def _ingest_file(path: Path) -> int:
     with open(path, "rb") as handle:
         for line in handle:
             try:
-                rows.append(AccessLog(**ReadLog.from_line(line)._asdict()))
+                rows.append(ReadLog.from_line(line))
             except (ValueError, TypeError):
                 bad += 1
     if bad:
@@ -210,10 +231,31 @@ def _ingest_file(path: Path) -> int:
     try:
         with transaction.atomic():
             AccessJournalFile.objects.create(name=path.name, rows=len(rows), skipped=bad)
-            AccessLog.objects.bulk_create(rows, batch_size=1000)
+            _insert(rows)
     except IntegrityError:
         if not AccessJournalFile.objects.filter(name=path.name).exists():
             raise  # not a file seen before: a real error, the file stays for the next pass
         rows = []  # ingested before, and a crash kept the file: only delete it
     path.unlink(missing_ok=True)
     return len(rows)
+
+
+def _insert(rows: list[ReadLog]) -> None:
+    """Insert the rows into ``AccessLog`` in the caller's transaction: ``COPY`` on PostgreSQL.
+
+    ``COPY`` costs the worker and the database a fraction of what model instances and multi-row
+    ``INSERT`` statements do, and the worker runs on the same cores as the reads it records.
+    """
+    connection = connections[router.db_for_write(AccessLog)]
+    if connection.vendor != "postgresql":
+        AccessLog.objects.bulk_create([AccessLog(**row._asdict()) for row in rows], batch_size=1000)
+        return
+    meta = AccessLog._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in ReadLog._fields)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row((*row[:7], json.dumps(row.fields, ensure_ascii=False), row.at))
