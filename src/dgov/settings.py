@@ -170,6 +170,8 @@ LOGIN_IP_LOCK_SECONDS = int(env("DGOV_LOGIN_IP_LOCK_SECONDS", "300") or 300)
 LOGIN_LOCK_MAX_SECONDS = int(env("DGOV_LOGIN_LOCK_MAX_SECONDS", "3600") or 3600)
 REAUTH_SECONDS = int(env("DGOV_REAUTH_SECONDS", "300") or 300)
 TOTP_ISSUER = env("DGOV_TOTP_ISSUER", "dgov")
+# Longest authorization of an enterprise agent (经办人), in days (dgov.identity.agents).
+AGENT_MAX_DAYS = int(env("DGOV_AGENT_MAX_DAYS", "365") or 365)
 
 # --- Internationalization ---------------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"
@@ -256,6 +258,8 @@ OIDC_ID_TOKEN_SECONDS = int(env("DGOV_OIDC_ID_TOKEN_SECONDS", "600") or 600)
 OIDC_REFRESH_TOKEN_SECONDS = int(env("DGOV_OIDC_REFRESH_TOKEN_SECONDS", str(30 * 86400)) or 30 * 86400)
 OIDC_CODE_SECONDS = min(60, int(env("DGOV_OIDC_CODE_SECONDS", "60") or 60))  # never more than 60 s
 OIDC_ACCESS_TOKEN_ALG = env("DGOV_OIDC_ACCESS_TOKEN_ALG", "RS256")
+# Identity brokering: seconds each back-channel call to an upstream provider may take (docs/oidc.md).
+OIDC_UPSTREAM_TIMEOUT = float(env("DGOV_OIDC_UPSTREAM_TIMEOUT", "10") or 10)
 
 # --- Notifications (simulated gateways record what a real provider would send) ------------------
 NOTIFY_SMS_BACKEND = env("DGOV_SMS_BACKEND", "dgov.kernel.notify.SimulatedSmsGateway")

@@ -73,6 +73,6 @@ def test_realname_in_person_needs_an_official_and_a_verified_account(citizen, of
     citizen.refresh_from_db()
     assert citizen.real_name_level == 3
     record = AuditRecord.objects.filter(action="identity.realname.in_person", outcome="success").get()
-    assert record.detail == {"level": 3}
+    assert record.detail == {"level": 3, "channel": "cli", "department": "370000-GA"}
     with pytest.raises(CommandError, match="不存在"):
         run("realname", "in-person", "nobody", "--official", official.username)

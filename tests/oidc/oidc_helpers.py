@@ -116,3 +116,38 @@ def make_rp(department, **kwargs) -> RP:
     values.update(kwargs)
     client, secret = clients.create_client(**values)
     return RP(client, secret)
+
+
+def install_population(department, province, people) -> None:
+    """Install the base libraries and put ``people`` — (id_number, name, status) — into population.person."""
+    from dgov.kernel.models import Organization
+    from dgov.kernel.validators import make_uscc
+    from dgov.registry import libraries, services
+
+    department.kind = "GA"
+    department.save(update_fields=["kind"])
+    for n, kind in enumerate(("SCJG", "FGW", "TJ", "ZRZY", "DSJ", "RS", "YJ"), start=1):
+        Organization.objects.create(
+            name=f"山东省{kind}部门",
+            code=f"370000-{kind}",
+            uscc=make_uscc("1", "1", "370000", serial=100 + n),
+            level=Organization.Level.PROVINCE,
+            division=province,
+            kind=kind,
+        )
+    libraries.install_libraries(actor="system:test", province_code="370000")
+    persons = services.get_registry("population.person")
+    for number, name, status in people:
+        services.create_record(
+            persons,
+            {
+                "id_number": number,
+                "name": name,
+                "sex": "1",
+                "birth_date": f"{number[6:10]}-{number[10:12]}-{number[12:14]}",
+                "division_code": "370100",
+                "status": status,
+            },
+            actor="system:test",
+            source=department,
+        )

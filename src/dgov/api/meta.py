@@ -1,15 +1,23 @@
-"""Routes of the API shell itself: what this API is (``/meta``) and who is calling (``/me``)."""
+"""Routes of the API shell itself: what this API is (``/meta``) and who is calling (``/me``).
+
+``/me`` answers for a browser session or an access token of dgov's OIDC provider. A user's
+token answers for its user and needs the ``profile`` scope (the same account data the userinfo
+endpoint releases under it); a client-credentials token answers for its client, as kind
+``client`` with the client's department. Token callers also see ``client_id`` and ``scopes``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from ninja import Router, Schema
 
 import dgov
-from dgov.api.auth import session_auth
+from dgov.api.auth import bearer_auth, session_auth
 from dgov.api.problems import Problem
 
 router = Router(tags=["meta"])
@@ -39,7 +47,11 @@ class DepartmentOut(Schema):
 
 
 class MeOut(Schema):
-    """The authenticated account."""
+    """The authenticated account, or the client of a client-credentials token (``kind`` ``client``).
+
+    ``client_id`` and ``scopes`` are set for OIDC access tokens only (null for a browser session);
+    ``real_name_level`` for accounts only (null for a client).
+    """
 
     id: int
     username: str
@@ -48,6 +60,9 @@ class MeOut(Schema):
     kind_label: str
     is_staff: bool
     department: DepartmentOut | None
+    real_name_level: int | None = None
+    client_id: str | None = None
+    scopes: list[str] | None = None
 
 
 @router.get("/meta", response=MetaOut, auth=None, summary="About this API")
@@ -63,11 +78,49 @@ def meta(request):
     }
 
 
-@router.get("/me", response={200: MeOut, 401: Problem}, auth=session_auth, summary="The calling account")
+def _department(department) -> dict | None:
+    """A department as DepartmentOut, or None."""
+    if department is None:
+        return None
+    return {
+        "id": department.pk,
+        "code": department.code,
+        "name": department.name,
+        "division_code": department.division.code,
+        "division_name": department.division.full_name or department.division.name,
+    }
+
+
+@router.get(
+    "/me",
+    response={200: MeOut, 401: Problem, 403: Problem},
+    auth=[session_auth, bearer_auth],
+    summary="The calling account",
+)
 def me(request):
-    """The account behind the session (later also behind an OIDC bearer token)."""
-    user = request.auth
-    department = getattr(user, "department", None)
+    """The account behind the session or the OIDC access token, or the client of a client-credentials token.
+
+    A user's token must carry the ``profile`` scope (403 otherwise).
+    """
+    principal = request.auth
+    client = getattr(principal, "client", None)
+    if client is not None and not hasattr(principal, "pk"):
+        # A client-credentials token (dgov.oidc ClientPrincipal): the client acts for itself.
+        return {
+            "id": client.pk,
+            "username": principal.get_username(),
+            "display_name": principal.display_name,
+            "kind": "client",
+            "kind_label": gettext("应用客户端"),
+            "is_staff": False,
+            "department": _department(principal.department),
+            "client_id": principal.client_id,
+            "scopes": sorted(principal.scopes),
+        }
+    user = principal
+    token_client = getattr(user, "oidc_client_id", None)
+    if token_client is not None and "profile" not in user.scopes:
+        raise PermissionDenied(gettext("访问令牌没有 profile 权限范围，不能读取账号信息。"))
     return {
         "id": user.pk,
         "username": user.get_username(),
@@ -75,15 +128,8 @@ def me(request):
         "kind": getattr(user, "kind", ""),
         "kind_label": str(user.get_kind_display()) if hasattr(user, "get_kind_display") else "",
         "is_staff": user.is_staff,
-        "department": (
-            {
-                "id": department.pk,
-                "code": department.code,
-                "name": department.name,
-                "division_code": department.division.code,
-                "division_name": department.division.full_name or department.division.name,
-            }
-            if department is not None
-            else None
-        ),
+        "department": _department(getattr(user, "department", None)),
+        "real_name_level": getattr(user, "real_name_level", None),
+        "client_id": token_client,
+        "scopes": sorted(user.scopes) if token_client is not None else None,
     }

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from dgov.identity import authentication, sessions
-from dgov.identity.models import LoginThrottle, MfaMethod, User, UserSession
+from dgov.identity.models import EnterpriseAgent, LoginThrottle, MfaMethod, User, UserSession
 from dgov.kernel.fields import EncryptedTextField
 
 
@@ -77,3 +77,16 @@ class UserSessionAdmin(_ReadOnly):
     list_filter = ("end_reason",)
     search_fields = ("user__username", "ip")
     exclude = ("session_key",)
+
+
+@admin.register(EnterpriseAgent)
+class EnterpriseAgentAdmin(_ReadOnly):
+    """Enterprise agents' authorizations (经办人授权); granted and revoked in the account console only."""
+
+    list_display = ("enterprise", "agent", "enterprise_name", "valid_from", "valid_until", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("enterprise__username", "agent__username", "enterprise_name")
+
+    def has_delete_permission(self, request, obj=None):
+        """Kept as the record of who could act for whom."""
+        return False

@@ -22,3 +22,9 @@ class IdentityConfig(AppConfig):
         navigation.register(
             "workbench", "api_clients", _("接口客户端管理"), "api_clients:index", permission=may_open, order=80
         )
+        # The window page of real-name level 3 (现场核验), for window staff.
+        from dgov.identity.realname import may_record_in_person
+
+        navigation.register(
+            "workbench", "in_person", _("现场核验"), "identity:in_person", permission=may_record_in_person, order=40
+        )

@@ -28,7 +28,8 @@ Second factors (:class:`~dgov.identity.models.MfaMethod`)
 
 What the session records
     ``_dgov_amr`` (RFC 8176 values: ``pwd``, ``otp``, ``sms``, plus ``mfa`` when two factors
-    were used), ``_dgov_auth_time`` (Unix seconds) and ``_dgov_reauth_at``; read them through
+    were used; ``fed`` for a login through an upstream identity provider), ``_dgov_auth_time``
+    (Unix seconds) and ``_dgov_reauth_at``; read them through
     :func:`dgov.identity.sessions.session_auth_methods`.
 """
 
@@ -65,6 +66,7 @@ from dgov.kernel.services import audit, keys
 from dgov.kernel.services.notify import notify
 
 __all__ = [
+    "AMR_FEDERATED",
     "AMR_MFA",
     "AMR_OTP",
     "AMR_PASSWORD",
@@ -84,6 +86,8 @@ __all__ = [
     "confirm_totp",
     "disable_mfa_method",
     "finish_enrolment",
+    "ip_throttled",
+    "login_throttled",
     "mfa_methods",
     "mfa_required",
     "password_expired",
@@ -91,6 +95,7 @@ __all__ = [
     "provision_totp",
     "reauthenticate",
     "recently_authenticated",
+    "register_ip_failure",
     "remove_phone",
     "request_phone_change",
     "reset_mfa",
@@ -108,7 +113,10 @@ AMR_PASSWORD = "pwd"
 AMR_OTP = "otp"
 AMR_SMS = "sms"
 AMR_MFA = "mfa"
-_AMR_ORDER = (AMR_PASSWORD, AMR_OTP, AMR_SMS, AMR_MFA)
+# A login through an upstream identity provider (identity brokering, docs/oidc.md). Not an RFC 8176
+# value: it stands for the upstream's authentication as one factor, whatever methods the upstream used.
+AMR_FEDERATED = "fed"
+_AMR_ORDER = (AMR_FEDERATED, AMR_PASSWORD, AMR_OTP, AMR_SMS, AMR_MFA)
 
 SESSION_PENDING = "_dgov_pending_login"
 SESSION_AMR = sessions.SESSION_AMR
@@ -257,6 +265,34 @@ def _fail(*, user, account_key: str, ip: str, now, action: str, reason: str, den
 def _throttled(user, account_key: str, ip: str, now) -> bool:
     """Whether the account (or name) or the client IP is locked now."""
     return _is_locked(LoginThrottle.Scope.ACCOUNT, account_key, now) or _is_locked(LoginThrottle.Scope.IP, ip, now)
+
+
+def login_throttled(request, user) -> bool:
+    """Whether a login of ``user`` from this request's client IP is locked now (for other login routes)."""
+    return _throttled(user, _account_key(user), client_ip(request.META), _now())
+
+
+def ip_throttled(request) -> bool:
+    """Whether the request's client IP is locked after too many failed logins."""
+    return _is_locked(LoginThrottle.Scope.IP, client_ip(request.META), _now())
+
+
+def register_ip_failure(request) -> int:
+    """Count a failed login attempt that names no account against the client IP (in the caller's transaction).
+
+    Returns the seconds of the lock it triggers (0 for none); a lock is audited like the password
+    step's. Identity brokering counts its refused callbacks (bad state, forged token) here.
+    """
+    ip = client_ip(request.META)
+    seconds = _register_failure(LoginThrottle.Scope.IP, ip, _now())
+    if seconds:
+        audit.record(
+            "identity.login.lock",
+            target=("identity.client_ip", ip, ip),
+            outcome="denied",
+            detail={"scope": "ip", "seconds": seconds},
+        )
+    return seconds
 
 
 def _clear_account_throttle(user) -> None:

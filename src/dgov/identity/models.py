@@ -55,6 +55,10 @@ class User(AbstractUser):
         editable=False,
     )
     real_name_verified_at = models.DateTimeField(_("实名核验时间"), null=True, blank=True, editable=False)
+    # The verified resident ID number itself, SM4-encrypted: written with id_number_digest by real-name
+    # verification (and identity brokering), read only to release it to relying parties allowed the
+    # dgov:identity scope (docs/oidc.md, "Brokering"). Accounts verified before it existed have only the digest.
+    id_number = EncryptedTextField(_("身份证号码"), blank=True, editable=False)
     # Enterprise accounts: the unified social credit code (not personal data) verified against the
     # legal-entity library with this account's verified person as its legal representative.
     enterprise_uscc = models.CharField(_("已核验的统一社会信用代码"), max_length=18, blank=True, editable=False)
@@ -310,3 +314,79 @@ class UserSession(models.Model):
     def is_active(self) -> bool:
         """True while the session has neither ended nor expired."""
         return self.ended_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+
+# --- Enterprise agents (经办人) -------------------------------------------------------------------------
+
+
+class EnterpriseAgent(models.Model):
+    """An enterprise's authorization of a person to act for it (经办人授权), with scopes and an expiry.
+
+    Granted by a verified enterprise account (the legal representative) to a person account
+    verified at real-name level 2 or higher; it takes effect only between ``valid_from`` and
+    ``valid_until`` and until revoked (by the enterprise, or renounced by the agent). Rows are
+    never deleted: a revoked or expired authorization stays as the record of who could act when.
+    Operations are in :mod:`dgov.identity.agents`.
+    """
+
+    enterprise = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("企业账号"),
+        on_delete=models.CASCADE,
+        related_name="agent_authorizations",
+        limit_choices_to={"kind": "enterprise"},
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("经办人"),
+        on_delete=models.CASCADE,
+        related_name="agencies",
+        limit_choices_to={"kind": "person"},
+    )
+    # The enterprise's registered name when the authorization was granted (public data, for display).
+    enterprise_name = models.CharField(_("企业名称"), max_length=200, blank=True)
+    # Keys of dgov.identity.agents.AGENT_SCOPES, e.g. ["services", "licences"].
+    scopes = models.JSONField(_("授权范围"), default=list)
+    valid_from = models.DateTimeField(_("生效时间"))
+    valid_until = models.DateTimeField(_("失效时间"), db_index=True)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("授权人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    granted_at = models.DateTimeField(_("授权时间"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("撤销时间"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("撤销人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoke_reason = models.CharField(_("撤销原因"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("经办人授权")
+        verbose_name_plural = _("经办人授权")
+        ordering = ["-granted_at", "-id"]
+        # At most one authorization of a person per enterprise that has not been closed; an
+        # expired one is closed (revoke_reason "expired") when the enterprise grants anew.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enterprise", "agent"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="identity_enterpriseagent_one_live",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"agency {self.pk}"
+
+    def in_force(self, now=None) -> bool:
+        """Whether the authorization takes effect at ``now``: not revoked, started and not expired."""
+        now = now or timezone.now()
+        return self.revoked_at is None and self.valid_from <= now < self.valid_until

@@ -70,7 +70,14 @@ def realname_page(request):
         "person_form": person_form,
         "enterprise_form": enterprise_form,
         "is_enterprise": user.kind == User.Kind.ENTERPRISE,
-        "person_verified": bool(user.id_number_digest),
-        "uscc_masked": mask_uscc(user.enterprise_uscc) if user.enterprise_uscc else "",
+        # An account dropped to level 1 by a change of the population library keeps its blind index
+        # and USCC; it shows the forms again, so the same person (enterprise) can verify anew.
+        "person_verified": bool(user.id_number_digest)
+        and (user.kind == User.Kind.ENTERPRISE or user.real_name_level >= realname.LEVEL_VERIFIED),
+        "uscc_masked": (
+            mask_uscc(user.enterprise_uscc)
+            if user.enterprise_uscc and user.real_name_level >= realname.LEVEL_VERIFIED
+            else ""
+        ),
     }
     return render(request, "identity/realname.html", context, status=status)

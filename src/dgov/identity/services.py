@@ -387,3 +387,15 @@ __all__ += [
     "start_totp_enrolment",
     "verify_login_factor",
 ]
+
+# --- For identity brokering (dgov.oidc.services.broker, docs/oidc.md "Brokering"): the login throttle
+# seen from another login route, the federated amr value, and the population cross-check.
+from dgov.identity.authentication import (  # noqa: E402
+    AMR_FEDERATED,
+    ip_throttled,
+    login_throttled,
+    register_ip_failure,
+)
+from dgov.identity.realname import check_population  # noqa: E402
+
+__all__ += ["AMR_FEDERATED", "check_population", "ip_throttled", "login_throttled", "register_ip_failure"]

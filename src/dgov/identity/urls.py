@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dgov.identity import realname_views, views
+from dgov.identity import agent_views, realname_views, views, window_views
 
 app_name = "identity"
 
@@ -15,6 +15,14 @@ urlpatterns = [
     path("account/phone/", views.phone, name="phone"),
     path("account/mfa/", views.mfa, name="mfa"),
     path("account/realname/", realname_views.realname_page, name="realname"),
+    path("workbench/identity/in-person/", window_views.in_person, name="in_person"),
+    path("account/agents/", agent_views.agents_page, name="agents"),
+    path("account/agents/grant/", agent_views.grant, name="agent_grant"),
+    path("account/agents/<int:pk>/revoke/", agent_views.revoke, name="agent_revoke"),
+    path("account/agencies/", agent_views.agencies_page, name="agencies"),
+    path("account/agencies/<int:pk>/act/", agent_views.act, name="agency_act"),
+    path("account/agencies/<int:pk>/renounce/", agent_views.revoke, name="agency_renounce"),
+    path("account/agencies/stop/", agent_views.stop, name="agency_stop"),
     path("account/sessions/<int:session_id>/revoke/", views.revoke_session, name="revoke_session"),
     path("account/sessions/revoke-others/", views.revoke_other_sessions, name="revoke_other_sessions"),
     path("account/sessions/revoke-all/", views.revoke_all_sessions, name="revoke_all_sessions"),

@@ -5,8 +5,11 @@ keys are rotated with ``dgov oidc key rotate``. The admin shows what exists, for
 """
 
 from django.contrib import admin
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from dgov.oidc.models import Client, Consent, Grant, SigningKey
+from dgov.oidc.models import Client, Consent, FederatedIdentity, Grant, SigningKey, UpstreamProvider
+from dgov.oidc.services import broker
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -63,3 +66,39 @@ class ConsentAdmin(ReadOnlyAdmin):
     list_display = ("user", "client", "scopes", "updated_at")
     search_fields = ("client__client_id", "user__username")
     raw_id_fields = ("client", "user")
+
+
+@admin.register(UpstreamProvider)
+class UpstreamProviderAdmin(ReadOnlyAdmin):
+    """Upstream identity providers (身份联合): configured with ``dgov oidc upstream add``; enabled or disabled here."""
+
+    list_display = ("slug", "name_zh", "issuer", "client_id", "max_level", "allow_create", "enabled", "updated_at")
+    list_filter = ("enabled", "allow_create", "max_level")
+    search_fields = ("slug", "name_zh", "issuer")
+    exclude = ("client_secret",)
+    actions = ["disable_providers", "enable_providers"]
+
+    @admin.action(description=_("停用所选上游身份提供方"))
+    def disable_providers(self, request, queryset):
+        """Disable through the audited service."""
+        for provider in queryset:
+            broker.set_enabled(provider, False, actor=request.user)
+        self.message_user(request, gettext("已停用 %(n)d 个上游身份提供方。") % {"n": len(queryset)})
+
+    @admin.action(description=_("启用所选上游身份提供方"))
+    def enable_providers(self, request, queryset):
+        """Enable through the audited service."""
+        for provider in queryset:
+            broker.set_enabled(provider, True, actor=request.user)
+        self.message_user(request, gettext("已启用 %(n)d 个上游身份提供方。") % {"n": len(queryset)})
+
+
+@admin.register(FederatedIdentity)
+class FederatedIdentityAdmin(ReadOnlyAdmin):
+    """Logins at upstream providers linked to local person accounts."""
+
+    list_display = ("id", "provider", "user", "created_account", "linked_at", "last_login_at", "unlinked_at")
+    list_filter = ("provider", "created_account")
+    search_fields = ("user__username",)
+    raw_id_fields = ("provider", "user")
+    exclude = ("subject",)

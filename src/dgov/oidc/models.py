@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from dgov.kernel.fields import EncryptedTextField
+
 __all__ = [
     "AccessToken",
     "AuthorizationCode",
@@ -180,6 +182,16 @@ class Grant(models.Model):
     amr = models.JSONField(_("认证方式"), default=list)
     # The OP session (the "sid" claim) the grant was made in; online grants end with it.
     sid = models.CharField(_("会话标识"), max_length=64, blank=True, db_index=True)
+    # Set when an agent (经办人) authorized the client while acting for the enterprise ``user``:
+    # tokens carry the agent in an ``act`` claim, and ending the authorization revokes the grant.
+    agency = models.ForeignKey(
+        "identity.EnterpriseAgent",
+        verbose_name=_("经办人授权"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="oidc_grants",
+    )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     revoked_at = models.DateTimeField(_("撤销时间"), null=True, blank=True)
     revoke_reason = models.CharField(_("撤销原因"), max_length=64, blank=True)
@@ -214,6 +226,15 @@ class AuthorizationCode(models.Model):
     acr = models.CharField(_("认证等级"), max_length=64, blank=True)
     amr = models.JSONField(_("认证方式"), default=list)
     sid = models.CharField(_("会话标识"), max_length=64, blank=True)
+    # The agent's authorization when the code was issued to an agent acting for the enterprise ``user``.
+    agency = models.ForeignKey(
+        "identity.EnterpriseAgent",
+        verbose_name=_("经办人授权"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="oidc_codes",
+    )
     created_at = models.DateTimeField(_("签发时间"), auto_now_add=True)
     expires_at = models.DateTimeField(_("失效时间"))
     used_at = models.DateTimeField(_("使用时间"), null=True, blank=True)
@@ -277,3 +298,102 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"refresh {self.pk}"
+
+
+# --- Identity brokering (身份联合): upstream OpenID Connect providers and the logins linked to them ---------
+
+
+class UpstreamProvider(models.Model):
+    """An upstream OpenID Connect provider people may log in with (对接国家平台或其他省份平台).
+
+    dgov acts as a confidential relying party of it (code flow, PKCE S256, ``client_secret_basic``)
+    and links a login there to the local person with the same resident ID number (docs/oidc.md,
+    "Brokering"). Changed only through ``dgov.oidc.services.broker`` (audited).
+    """
+
+    slug = models.SlugField(_("标识"), max_length=40, unique=True, help_text=_("用于登录地址 /login/upstream/<标识>/"))
+    name_zh = models.CharField(_("名称（中文）"), max_length=100)
+    name_en = models.CharField(_("名称（英文）"), max_length=100, blank=True)
+    issuer = models.CharField(_("签发者（issuer）"), max_length=500)
+    client_id = models.CharField(_("客户端标识"), max_length=200)
+    # The secret dgov authenticates with at the upstream's token endpoint (it must be sent, so it is
+    # encrypted, not hashed), under its own key purpose.
+    client_secret = EncryptedTextField(_("客户端密钥"), blank=True, purpose="oidc.upstream", editable=False)
+    scopes = models.JSONField(_("请求的权限范围"), default=list)
+    id_number_claim = models.CharField(_("身份证号码声明名"), max_length=100, default="dgov_id_number")
+    name_claim = models.CharField(_("姓名声明名"), max_length=100, default="dgov_real_name", blank=True)
+    # Upstream acr value → real-name level (1–3); "*" is the level of any other or a missing acr.
+    # urn:dgov:loa:1–3 (another dgov) are understood without a mapping.
+    acr_levels = models.JSONField(_("认证等级映射"), default=dict, blank=True)
+    max_level = models.PositiveSmallIntegerField(
+        _("最高信任等级"),
+        choices=[(1, _("一级：自行注册")), (2, _("二级：身份信息核验")), (3, _("三级：现场核验或双因素"))],
+        default=2,
+        help_text=_("上游报告的认证等级不会超过此等级"),
+    )
+    allow_create = models.BooleanField(_("允许自动创建账号"), default=False)
+    enabled = models.BooleanField(_("启用"), default=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    created_by = models.CharField(_("创建人"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("上游身份提供方")
+        verbose_name_plural = _("上游身份提供方")
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return f"{self.name_zh} ({self.slug})"
+
+    def display_name(self, language: str = "") -> str:
+        """The name shown on buttons: English when asked for and known, else Chinese."""
+        if language.startswith("en") and self.name_en:
+            return self.name_en
+        return self.name_zh
+
+
+class FederatedIdentity(models.Model):
+    """A login at an upstream provider linked to a local person account (已关联的登录方式).
+
+    Made at the first brokered login (matched by resident ID number, or with a new account).
+    Unlinking keeps the row with ``unlinked_at`` so the same upstream login is not linked again
+    behind the person's back; re-linking from the account console clears it.
+    """
+
+    provider = models.ForeignKey(
+        UpstreamProvider, verbose_name=_("上游身份提供方"), on_delete=models.PROTECT, related_name="identities"
+    )
+    subject = models.CharField(_("上游主体标识"), max_length=255)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("用户"),
+        on_delete=models.CASCADE,
+        related_name="federated_identities",
+    )
+    created_account = models.BooleanField(_("由此登录创建账号"), default=False)
+    linked_at = models.DateTimeField(_("关联时间"), auto_now_add=True)
+    last_login_at = models.DateTimeField(_("最近登录时间"), null=True, blank=True)
+    # The upstream's acr and amr at the last login, as reported (for the record; not trusted for amr).
+    last_acr = models.CharField(_("最近一次上游认证等级"), max_length=200, blank=True)
+    last_amr = models.JSONField(_("最近一次上游认证方式"), default=list, blank=True)
+    unlinked_at = models.DateTimeField(_("解除关联时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("已关联的登录方式")
+        verbose_name_plural = _("已关联的登录方式")
+        ordering = ["-linked_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "subject"], name="oidc_federatedidentity_subject"),
+            models.UniqueConstraint(fields=["provider", "user"], name="oidc_federatedidentity_one_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider.slug}:{self.subject[:20]} → {self.user_id}"
+
+    @property
+    def is_linked(self) -> bool:
+        """True until the person unlinks it."""
+        return self.unlinked_at is None
+
+
+__all__ += ["FederatedIdentity", "UpstreamProvider"]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dgov.oidc import views
+from dgov.oidc import broker_views, views
 
 app_name = "oidc"
 
@@ -17,6 +17,10 @@ urlpatterns = [
     path("oidc/introspect", views.introspect, name="introspect"),
     path("oidc/logout", views.end_session, name="end_session"),
     path("account/authorizations/", views.my_authorizations, name="my_authorizations"),
+    # Identity brokering: log in with an upstream provider; linked logins on the account console.
+    path("login/upstream/<slug:slug>/", broker_views.upstream_login, name="upstream_login"),
+    path("login/upstream/<slug:slug>/callback/", broker_views.upstream_callback, name="upstream_callback"),
+    path("account/linked-logins/<int:link_id>/", broker_views.linked_login_action, name="linked_login_action"),
     path("workbench/oidc/clients/", views.client_list, name="client_list"),
     path("workbench/oidc/clients/new/", views.client_create, name="client_create"),
     path("workbench/oidc/clients/<slug:client_id>/", views.client_detail, name="client_detail"),

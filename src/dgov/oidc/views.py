@@ -145,6 +145,9 @@ def discovery(request):
             "dgov_kind",
             "dgov_department",
             "dgov_department_name",
+            "act",
+            "dgov_id_number",
+            "dgov_real_name",
         ],
         "acr_values_supported": [f"{authorization.ACR_PREFIX}{level}" for level in (1, 2, 3)],
         "prompt_values_supported": sorted(authorization.PROMPTS),
@@ -209,18 +212,21 @@ def _continue(request, areq) -> HttpResponse:
             return _refuse(request, areq, "login_required", "a new login is required (max_age)")
         logout(request)
         return _to_login({**areq.params, authorization.REAUTH_PARAM: authorization.reauth_marker()})
-    unmet = authorization.unmet_requirement(areq, user, state)
+    # A person acting for an enterprise (经办人) authorizes the client as the enterprise.
+    agency = authorization.acting_agency(request)
+    principal = agency.enterprise if agency is not None else user
+    unmet = authorization.unmet_requirement(areq, user, state, agency)
     if unmet:
         return _refuse(request, areq, "unmet_authentication_requirements", unmet)
-    if "consent" in areq.prompt or not authorization.consent_covers(user, areq):
+    if "consent" in areq.prompt or not authorization.consent_covers(principal, areq):
         if "none" in areq.prompt:
             return _refuse(request, areq, "consent_required", "the user has not consented to this client")
-        return _consent_page(request, areq)
-    code = authorization.issue_code(areq, user, state)
+        return _consent_page(request, areq, agency)
+    code = authorization.issue_code(areq, user, state, agency)
     return _to_client(authorization.success_redirect(areq, code))
 
 
-def _consent_page(request, areq) -> HttpResponse:
+def _consent_page(request, areq, agency=None) -> HttpResponse:
     """Remember the pending request in the session and ask the user."""
     pending = {
         rid: item
@@ -230,10 +236,24 @@ def _consent_page(request, areq) -> HttpResponse:
     while len(pending) >= PENDING_LIMIT:
         pending.pop(next(iter(pending)))
     rid = secrets.token_urlsafe(12)
-    pending[rid] = {"params": areq.params, "user": request.user.pk, "at": int(time.time())}
+    pending[rid] = {
+        "params": areq.params,
+        "user": request.user.pk,
+        "agency": agency.pk if agency is not None else None,
+        "at": int(time.time()),
+    }
     request.session[PENDING_KEY] = pending
-    scopes = [{"name": s, "label": clients.scope_label(s)} for s in areq.scopes]
-    response = render(request, "oidc/consent.html", {"client": areq.client, "scopes": scopes, "rid": rid})
+    scopes = [
+        {"name": s, "label": clients.scope_label(s), "sensitive": s in clients.SENSITIVE_SCOPES} for s in areq.scopes
+    ]
+    context = {
+        "client": areq.client,
+        "scopes": scopes,
+        "rid": rid,
+        "sensitive": any(scope["sensitive"] for scope in scopes),
+        "agency": agency,
+    }
+    response = render(request, "oidc/consent.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -245,10 +265,13 @@ def consent(request):
     pending = request.session.get(PENDING_KEY) or {}
     item = pending.pop(request.POST.get("rid", ""), None)
     request.session[PENDING_KEY] = pending
+    agency = authorization.acting_agency(request)
     if (
         not isinstance(item, dict)
         or item.get("user") != request.user.pk
         or item.get("at", 0) < time.time() - PENDING_SECONDS
+        # the identity asked about (the person, or an enterprise they act for) is the one answering
+        or item.get("agency") != (agency.pk if agency is not None else None)
     ):
         return _error_page(request, "invalid_request", gettext("授权请求已失效，请回到应用重新登录。"))
     try:
@@ -260,11 +283,12 @@ def consent(request):
     if request.POST.get("decision") != "allow":
         return _refuse(request, areq, "access_denied", "the user denied the request")
     state = authorization.login_state(request)
-    unmet = authorization.unmet_requirement(areq, request.user, state)
+    unmet = authorization.unmet_requirement(areq, request.user, state, agency)
     if unmet:
         return _refuse(request, areq, "unmet_authentication_requirements", unmet)
-    authorization.record_consent(request.user, areq.client, areq.scopes, actor=request.user)
-    code = authorization.issue_code(areq, request.user, state)
+    principal = agency.enterprise if agency is not None else request.user
+    authorization.record_consent(principal, areq.client, areq.scopes, actor=request.user)
+    code = authorization.issue_code(areq, request.user, state, agency)
     return _to_client(authorization.success_redirect(areq, code))
 
 
@@ -358,7 +382,7 @@ def userinfo(request):
         tokens.deny(OAuthError("insufficient_scope", "openid scope needed"), "oidc.userinfo.refuse", actor=info.client)
         return _bearer_error(403, "insufficient_scope", "the token was not issued for the openid scope")
     claims = {"sub": info.claims.get("sub") or tokens.subject_of(info.user)}
-    claims.update(tokens.user_claims(info.user, info.scopes))
+    claims.update(tokens.user_claims(info.user, info.scopes, agency=info.agency))
     return _json(claims)
 
 
@@ -438,7 +462,10 @@ def end_session(request):
         return _error_page(request, "invalid_request", gettext("退出后的跳转地址未登记。"))
     user = request.user
     if user.is_authenticated:
-        hinted = claims is not None and claims.get("sub") == tokens.subject_of(user)
+        own = tokens.subject_of(user)
+        act = claims.get("act") if claims is not None else None
+        # an id_token the user received as an agent names the enterprise in sub and the user in act
+        hinted = claims is not None and (claims.get("sub") == own or (isinstance(act, dict) and act.get("sub") == own))
         confirmed = False
         if request.method == "POST" and request.POST.get("confirm"):
             try:

@@ -1048,6 +1048,24 @@ def _verify_demo_accounts(made: list[_Enterprise], adults: list[_Person], depts:
         agent, representative = accounts["enterprise"], company.representative
         realname.verify_person(agent, representative.name, representative.id_number, actor=DEMO_ACTOR)
         realname.verify_enterprise(agent, company.uscc, actor=DEMO_ACTOR)
+        if "citizen" in accounts and person is not None:
+            _demo_agency(accounts["enterprise"], accounts["citizen"], person)
+
+
+def _demo_agency(enterprise: User, citizen: User, person: _Person) -> None:
+    """Make the demo citizen the demo enterprise's agent (经办人) for a year, unless they already are."""
+    from dgov.identity import agents
+
+    if any(agency.enterprise_id == enterprise.pk for agency in agents.agencies_of(citizen)):
+        return
+    agents.grant_agency(
+        enterprise,
+        name=person.name,
+        id_number=person.id_number,
+        scopes=list(agents.AGENT_SCOPES),
+        valid_until=dt.datetime.now(dt.UTC) + dt.timedelta(days=agents.agent_max_days()),
+        actor=DEMO_ACTOR,
+    )
 
 
 def generate(

@@ -15,6 +15,12 @@ level comes from the account's ``real_name_level`` (dgov.identity.realname). A c
 minimum with ``acr_values`` (the lowest known level listed), an essential ``acr`` in the
 ``claims`` parameter's ``id_token`` member (``value``/``values``), or its registered ``min_acr``;
 a login below the strictest of these is answered with ``unmet_authentication_requirements``.
+
+**Agents** (经办人, dgov.identity.agents): a person whose session acts for an enterprise
+(:func:`acting_agency`, checked at every request) authorizes clients *as the enterprise*: the
+code, grant and consent belong to the enterprise account, the code and grant record the
+authorization, and the acr is the lower of the agent's login level and the enterprise
+account's (:func:`acr_of` with ``agency``). Ending the authorization revokes those grants.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
+from dgov.identity import agents
 from dgov.kernel.services import audit
 from dgov.oidc.errors import OAuthError, UntrustedRequest
 from dgov.oidc.models import AuthorizationCode, Client, Consent, Grant
@@ -44,6 +51,7 @@ __all__ = [
     "AuthorizationRequest",
     "SESSION_SID",
     "acr_of",
+    "acting_agency",
     "acr_level",
     "append_query",
     "authorized_clients",
@@ -93,6 +101,17 @@ def _on_logout(sender, request, user, **kwargs) -> None:
         tokens.revoke_online_grants(user, sid, actor=user)
 
 
+@receiver(agents.agency_ended, dispatch_uid="dgov.oidc.end_agency_grants")
+def _on_agency_ended(sender, agency, actor=None, reason="", **kwargs) -> None:
+    """An agent's authorization ended: revoke the grants (and tokens) issued under it, in the same transaction."""
+    tokens.revoke_agency_grants(agency, actor=actor, reason="agency_revoked")
+
+
+def acting_agency(request):
+    """The enterprise agent's authorization this session acts under (checked now), or None."""
+    return agents.acting_agency(request)
+
+
 @dataclass(frozen=True, slots=True)
 class LoginState:
     """What the session says about the current login."""
@@ -126,12 +145,8 @@ def login_state(request) -> LoginState:
     return LoginState(auth_time, methods, str(session[SESSION_SID]))
 
 
-def acr_of(user, amr) -> str:
-    """The authentication context class of a login (ADR 0011).
-
-    The account's real-name level (``real_name_level`` once the identity app records one; 1
-    until then), raised to 3 when a real-name verified account logged in with two factors.
-    """
+def _level_of(user, amr) -> int:
+    """A login's level: the account's real-name level, 3 for a level-2 account with two factors."""
     try:
         level = int(getattr(user, "real_name_level", None) or 1)
     except (TypeError, ValueError):
@@ -139,6 +154,20 @@ def acr_of(user, amr) -> str:
     level = min(max(level, 1), 3)
     if level == 2 and "mfa" in amr:
         level = 3
+    return level
+
+
+def acr_of(user, amr, agency=None) -> str:
+    """The authentication context class of a login (ADR 0011).
+
+    The account's real-name level (``real_name_level`` once the identity app records one; 1
+    until then), raised to 3 when a real-name verified account logged in with two factors. For
+    an agent acting for an enterprise (``agency``), the lower of the agent's level and the
+    enterprise account's, so the token never claims more than the person who logged in.
+    """
+    level = _level_of(user, amr)
+    if agency is not None:
+        level = min(_level_of(agency.agent, amr), _level_of(agency.enterprise, amr))
     return f"{ACR_PREFIX}{level}"
 
 
@@ -295,9 +324,9 @@ def required_level(client: Client, params: dict[str, str]) -> int:
     return level
 
 
-def unmet_requirement(request: AuthorizationRequest, user, state: LoginState) -> str:
-    """Why this login does not reach the request's minimum level ("" when it does)."""
-    reached = acr_level(acr_of(user, state.amr)) or 1
+def unmet_requirement(request: AuthorizationRequest, user, state: LoginState, agency=None) -> str:
+    """Why this login (acting for ``agency``'s enterprise, if given) does not reach the request's minimum level."""
+    reached = acr_level(acr_of(user, state.amr, agency)) or 1
     if reached >= request.min_level:
         return ""
     return f"real-name level {reached} is below the required level {request.min_level}"
@@ -440,31 +469,35 @@ def authorized_clients(user) -> list[dict]:
 # --- codes ----------------------------------------------------------------------------------------------
 
 
-def issue_code(request: AuthorizationRequest, user, state: LoginState) -> str:
-    """Issue a one-time authorization code (≤ 60 s) bound to client, redirect URI, PKCE, nonce and login."""
+def issue_code(request: AuthorizationRequest, user, state: LoginState, agency=None) -> str:
+    """Issue a one-time authorization code (≤ 60 s) bound to client, redirect URI, PKCE, nonce and login.
+
+    With ``agency`` (the logged-in ``user`` acting for an enterprise) the code is the enterprise
+    account's and records the authorization.
+    """
     code = secrets.token_urlsafe(32)
     lifetime = min(60, int(getattr(settings, "OIDC_CODE_SECONDS", 60) or 60))
-    scopes = tokens.user_api_scopes(user, request.scopes)
+    principal = agency.enterprise if agency is not None else user
+    scopes = tokens.user_api_scopes(principal, request.scopes)
     with transaction.atomic():
         now = timezone.now()
         row = AuthorizationCode.objects.create(
             code_hash=tokens.digest(code),
             client=request.client,
-            user=user,
+            user=principal,
+            agency=agency,
             redirect_uri=request.redirect_uri,
             scope=" ".join(scopes),
             nonce=request.nonce,
             code_challenge=request.code_challenge,
             auth_time=datetime.fromtimestamp(state.auth_time, tz=UTC),
-            acr=acr_of(user, state.amr),
+            acr=acr_of(user, state.amr, agency),
             amr=state.amr,
             sid=state.sid,
             expires_at=now + timedelta(seconds=lifetime),
         )
-        audit.record(
-            "oidc.code.issue",
-            actor=user,
-            target=row,
-            detail={"client_id": request.client.client_id, "scope": row.scope},
-        )
+        detail = {"client_id": request.client.client_id, "scope": row.scope}
+        if agency is not None:
+            detail["for"] = principal.get_username()
+        audit.record("oidc.code.issue", actor=user, target=row, detail=detail)
     return code

@@ -7,8 +7,10 @@ once; the database keeps ``"<kid>:" + hex(HMAC-SM3(key, client_id || 0x00 || sec
 data key of purpose ``oidc-client-secret`` from the kernel key registry — the same construction
 as the API clients of ``dgov.identity``, so a copy of the table does not allow guessing.
 
-Scopes a client may be granted are the OpenID Connect scopes (:data:`OIDC_SCOPES`) and dgov's API
-scopes (``dgov.identity.services.API_SCOPES``, e.g. ``registry:read``).
+Scopes a client may be granted are the OpenID Connect scopes (:data:`OIDC_SCOPES`, including
+dgov's ``dgov:identity``, which releases a verified person's resident ID number and name and is
+therefore registered only for clients that need it, such as another platform brokering logins
+to dgov) and dgov's API scopes (``dgov.identity.services.API_SCOPES``, e.g. ``registry:read``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from dgov.oidc.models import AccessToken, Client, Grant, RefreshToken
 
 __all__ = [
     "GRANT_TYPES",
+    "IDENTITY_SCOPE",
     "OIDC_SCOPES",
+    "SENSITIVE_SCOPES",
     "SECRET_KEY_PURPOSE",
     "api_scopes",
     "authenticate",
@@ -59,8 +63,15 @@ OIDC_SCOPES: dict[str, object] = {
     "email": _("电子邮箱"),
     "phone": _("手机号码"),
     "offline_access": _("在您离线时继续访问（长期有效的刷新令牌）"),
+    "dgov:identity": _("居民身份证号码和经核验的真实姓名（仅实名认证二级及以上的个人账号提供）"),
 }
 """The OpenID Connect scopes, with what the consent screen tells the user about each."""
+
+IDENTITY_SCOPE = "dgov:identity"
+"""Releases ``dgov_id_number`` and ``dgov_real_name`` of real-name verified persons (identity brokering)."""
+
+SENSITIVE_SCOPES = frozenset({IDENTITY_SCOPE})
+"""Scopes that release sensitive personal information (敏感个人信息): the consent page marks them."""
 
 GRANT_TYPES: dict[str, object] = {
     "authorization_code": _("授权码（用户登录）"),

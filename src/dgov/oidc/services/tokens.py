@@ -11,6 +11,11 @@
   since the authorization) because only a thief or a broken client does that.
 * **Authorization codes** are redeemed once: a second redemption is refused with
   ``invalid_grant`` and revokes the grant (and so every token) issued from the first.
+* **Agents** (经办人, dgov.identity.agents): a grant made by a person acting for an enterprise
+  belongs to the enterprise account (``sub`` is the enterprise's) and records the authorization;
+  its tokens carry an RFC 8693 §4.1 ``act`` claim naming the agent. The authorization is checked
+  at every use (code redemption, refresh, access-token validation), and ending it revokes the
+  grant (:func:`revoke_agency_grants`).
 
 Every issuance and every refusal is written to the audit chain. Refusals are audited in their own
 transaction, which commits even though the request fails.
@@ -33,8 +38,10 @@ from urllib.parse import unquote_plus
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from dgov.identity import agents
 from dgov.kernel.crypto import sm3
 from dgov.kernel.services import audit
 from dgov.oidc import jose
@@ -47,17 +54,20 @@ __all__ = [
     "ClientPrincipal",
     "InvalidToken",
     "TokenInfo",
+    "act_claim",
     "api_audience",
     "authenticate_client_request",
     "client_credentials",
     "deny",
     "digest",
     "exchange_code",
+    "identity_claims",
     "introspect",
     "issuer",
     "purge_expired",
     "refresh",
     "revoke",
+    "revoke_agency_grants",
     "revoke_grant",
     "revoke_online_grants",
     "subject_of",
@@ -152,9 +162,34 @@ def subject_of(user) -> str:
         return Subject.objects.get(user_id=user.pk).sub
 
 
-def user_claims(user, scopes) -> dict[str, Any]:
-    """The claims the granted scopes release about ``user`` (OIDC Core §5.4), without ``sub``."""
+def act_claim(agency, scopes) -> dict[str, Any]:
+    """The RFC 8693 §4.1 ``act`` claim of a grant made by an agent: who acts, with what scopes, until when.
+
+    ``sub`` is the agent's own subject; ``dgov_agent_scopes`` the authorization's scopes
+    (dgov.identity.agents.AGENT_SCOPES) and ``dgov_agent_until`` its end (epoch seconds); with the
+    ``profile`` scope also the agent's verified ``name``.
+    """
+    act: dict[str, Any] = {
+        "sub": subject_of(agency.agent),
+        "dgov_agent_scopes": list(agency.scopes),
+        "dgov_agent_until": _epoch(agency.valid_until),
+    }
+    if "profile" in scopes:
+        act["name"] = agency.agent.display_name or agency.agent.get_username()
+    return act
+
+
+def user_claims(user, scopes, agency=None) -> dict[str, Any]:
+    """The claims the granted scopes release about ``user`` (OIDC Core §5.4), without ``sub``.
+
+    With ``agency`` (an agent acting for the enterprise ``user``) also the ``act`` claim, and not
+    the enterprise account's e-mail and phone: those are its holder's (the legal
+    representative's) contact details, which an agent's login does not release.
+    """
     claims: dict[str, Any] = {}
+    if agency is not None:
+        claims["act"] = act_claim(agency, scopes)
+        scopes = [s for s in scopes if s not in ("email", "phone")]
     if "profile" in scopes:
         claims["name"] = user.display_name or user.get_full_name() or user.username
         claims["preferred_username"] = user.username
@@ -170,7 +205,21 @@ def user_claims(user, scopes) -> dict[str, Any]:
     if "phone" in scopes and phone:
         claims["phone_number"] = phone
         claims["phone_number_verified"] = bool(getattr(user, "phone_verified", False))
+    if clients.IDENTITY_SCOPE in scopes:
+        claims.update(identity_claims(user))
     return claims
+
+
+def identity_claims(user) -> dict[str, str]:
+    """``dgov_id_number`` and ``dgov_real_name`` of a person verified at real-name level 2 or higher; else none.
+
+    Only person accounts whose verified number is on file (``User.id_number``) release them;
+    an enterprise account's number is its agent's, not the enterprise's, and stays undisclosed.
+    """
+    number = getattr(user, "id_number", "") or ""
+    if getattr(user, "kind", "") != "person" or int(getattr(user, "real_name_level", 1) or 1) < 2 or not number:
+        return {}
+    return {"dgov_id_number": number, "dgov_real_name": user.display_name or ""}
 
 
 # --- client authentication at the token, revocation and introspection endpoints -----------------------
@@ -291,6 +340,8 @@ def _issue_access_token(
             claims["acr"] = grant.acr
         if grant.amr:
             claims["amr"] = list(grant.amr)
+        if grant.agency_id is not None:
+            claims["act"] = act_claim(grant.agency, scopes)
     token = jose.sign(claims, signer, typ=ACCESS_TOKEN_TYP)
     row = AccessToken.objects.create(
         jti=jti,
@@ -327,7 +378,7 @@ def _id_token(
         claims["amr"] = list(grant.amr)
     if grant.sid:
         claims["sid"] = grant.sid
-    claims.update(user_claims(grant.user, scopes))
+    claims.update(user_claims(grant.user, scopes, agency=grant.agency if grant.agency_id else None))
     return jose.sign(claims, signer, typ="JWT")
 
 
@@ -394,6 +445,15 @@ def revoke_grant(grant: Grant, *, reason: str, actor=None, now: datetime | None 
     return counts
 
 
+def revoke_agency_grants(agency, *, actor=None, reason: str = "agency_ended") -> int:
+    """Revoke every live grant (and its tokens) made under an agent's authorization; return how many."""
+    grants = list(Grant.objects.select_related("client").filter(agency_id=agency.pk, revoked_at__isnull=True))
+    for grant in grants:
+        revoke_grant(grant, reason=reason, actor=actor)
+    # Codes not yet redeemed are refused at redemption (the authorization is checked then).
+    return len(grants)
+
+
 def exchange_code(client: Client, *, code: str, redirect_uri: str, code_verifier: str) -> dict:
     """The authorization_code grant: redeem a code once, with its redirect URI and PKCE verifier."""
     action = "oidc.token.refuse"
@@ -411,7 +471,7 @@ def exchange_code(client: Client, *, code: str, redirect_uri: str, code_verifier
         now = timezone.now()
         row = (
             AuthorizationCode.objects.select_for_update(of=("self",))
-            .select_related("user", "user__department")
+            .select_related("user", "user__department", "agency")
             .filter(code_hash=digest(code))
             .first()
         )
@@ -436,6 +496,8 @@ def exchange_code(client: Client, *, code: str, redirect_uri: str, code_verifier
                 error = OAuthError("invalid_grant", "PKCE verification failed")
             elif not row.user.is_active:
                 error = OAuthError("invalid_grant", "the user account is disabled")
+            elif row.agency_id is not None and agents.agency_in_force(row.agency_id) is None:
+                error = OAuthError("invalid_grant", "the agent's authorization has ended")
             if error is not None:
                 _audit_denial(error, action, actor=client, target=row, grant_type="authorization_code")
             else:
@@ -447,6 +509,7 @@ def exchange_code(client: Client, *, code: str, redirect_uri: str, code_verifier
                     acr=row.acr,
                     amr=row.amr,
                     sid=row.sid,
+                    agency=row.agency,
                 )
                 row.grant = grant
                 row.save(update_fields=["grant"])
@@ -461,6 +524,7 @@ def exchange_code(client: Client, *, code: str, redirect_uri: str, code_verifier
                     detail={
                         "grant_type": "authorization_code",
                         "user": row.user.get_username(),
+                        **({"agent": row.agency.agent.get_username()} if row.agency_id else {}),
                         "scope": row.scope,
                         "jti": access_row.jti,
                         "refresh_token": with_refresh,
@@ -504,6 +568,10 @@ def refresh(client: Client, *, refresh_token: str, scope: str = "") -> dict:
         elif not grant.user.is_active:
             error = OAuthError("invalid_grant", "the user account is disabled")
             _audit_denial(error, action, actor=client, target=grant, grant_type="refresh_token")
+        elif grant.agency_id is not None and agents.agency_in_force(grant.agency_id) is None:
+            error = OAuthError("invalid_grant", "the agent's authorization has ended")
+            counts = revoke_grant(grant, reason="agency_ended", actor=client, now=now)
+            _audit_denial(error, action, actor=client, target=grant, grant_type="refresh_token", revoked=counts)
         else:
             granted = _scopes(row.scope)
             requested = _scopes(scope) or granted
@@ -617,13 +685,17 @@ class ClientPrincipal:
 
 @dataclass(slots=True)
 class TokenInfo:
-    """A valid access token: its claims, client, user (None for client credentials) and scopes."""
+    """A valid access token: its claims, client, user (None for client credentials) and scopes.
+
+    ``agency`` is the agent's authorization (in force) when an agent acts for the enterprise ``user``.
+    """
 
     claims: dict
     client: Client
     user: Any
     scopes: list[str] = field(default_factory=list)
     jti: str = ""
+    agency: Any = None
 
 
 def _check_claims(claims: dict, *, now: int) -> None:
@@ -653,11 +725,17 @@ def validate_access_token(token: str) -> TokenInfo:
     _check_claims(claims, now=int(time.time()))
     row = (
         AccessToken.objects.filter(jti=claims["jti"])
-        .values("revoked_at", "user_id", "client_id", "scope", "grant__revoked_at")
+        .values("revoked_at", "user_id", "client_id", "scope", "grant__revoked_at", "grant__agency_id")
         .first()
     )
     if row is None or row["revoked_at"] is not None or row["grant__revoked_at"] is not None:
         raise InvalidToken("revoked")
+    agency = None
+    if row["grant__agency_id"] is not None:
+        # Checked at every use: an expired authorization stops the token although nothing revoked it.
+        agency = agents.agency_in_force(row["grant__agency_id"])
+        if agency is None:
+            raise InvalidToken("the agent's authorization has ended")
     client = clients.get_client(claims["client_id"])
     if client is None or client.pk != row["client_id"]:
         raise InvalidToken("client is not active")
@@ -666,7 +744,9 @@ def validate_access_token(token: str) -> TokenInfo:
         user = get_user_model().objects.select_related("department").filter(pk=row["user_id"], is_active=True).first()
         if user is None:
             raise InvalidToken("user is not active")
-    return TokenInfo(claims=claims, client=client, user=user, scopes=_scopes(row["scope"]), jti=claims["jti"])
+    return TokenInfo(
+        claims=claims, client=client, user=user, scopes=_scopes(row["scope"]), jti=claims["jti"], agency=agency
+    )
 
 
 def _api_scopes_of_user(user) -> frozenset[str]:
@@ -690,6 +770,9 @@ def principal_for(info: TokenInfo):
     user.scopes = frozenset(s for s in info.scopes if s not in api or s in own)
     user.oidc_client_id = info.client.client_id
     user.token_claims = info.claims
+    # An agent's token acts as the enterprise (its own API scopes only); who acted is kept alongside.
+    user.acting_agent = info.agency.agent if info.agency is not None else None
+    user.agent_scopes = list(info.agency.scopes) if info.agency is not None else []
     return user
 
 
@@ -784,7 +867,7 @@ def introspect(client: Client, *, token: str, token_type_hint: str = "") -> dict
         }
         if info.user is not None:
             answer["username"] = info.user.get_username()
-            for name in ("auth_time", "acr"):
+            for name in ("auth_time", "acr", "act"):
                 if name in claims:
                     answer[name] = claims[name]
         return answer
@@ -802,6 +885,7 @@ def introspect(client: Client, *, token: str, token_type_hint: str = "") -> dict
         or row.grant.revoked_at is not None
         or row.expires_at <= now
         or not row.grant.user.is_active
+        or (row.grant.agency_id is not None and agents.agency_in_force(row.grant.agency_id) is None)
     ):
         return inactive
     return {
@@ -834,12 +918,20 @@ def verify_id_token_hint(token: str) -> dict:
 
 
 def revoke_online_grants(user, sid: str, *, actor=None) -> int:
-    """Revoke the grants made in OP session ``sid`` without ``offline_access`` (logout ends them)."""
+    """Revoke the grants made in OP session ``sid`` without ``offline_access`` (logout ends them).
+
+    Grants an agent made in that session while acting for an enterprise belong to the enterprise
+    account but end with the agent's session just the same.
+    """
     if not sid or user is None or not getattr(user, "pk", None):
         return 0
     count = 0
     with transaction.atomic():
-        grants = list(Grant.objects.select_related("client").filter(user_id=user.pk, sid=sid, revoked_at__isnull=True))
+        grants = list(
+            Grant.objects.select_related("client").filter(
+                Q(user_id=user.pk) | Q(agency__agent_id=user.pk), sid=sid, revoked_at__isnull=True
+            )
+        )
         for grant in grants:
             if "offline_access" not in grant.scope_list:
                 revoke_grant(grant, reason="logout", actor=actor)

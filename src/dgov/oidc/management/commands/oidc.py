@@ -6,9 +6,16 @@ clients (``--type public``) have no secret and must use PKCE. ``client rotate CL
 new secret; ``client deactivate CLIENT_ID`` stops a client and revokes its tokens. ``key rotate
 --alg RS256|ES256|SM2`` replaces a signing key (the old one stays in the JWKS); ``purge`` deletes
 expired codes and tokens.
+
+``upstream add --slug national --name 国家政务服务平台 --issuer URL --client-id ID`` (secret on
+standard input) configures an upstream provider people may log in with (identity brokering);
+``upstream list``, ``upstream disable|enable SLUG`` and ``upstream check SLUG`` (fetches its
+discovery document and keys) go with it.
 """
 
 from __future__ import annotations
+
+import sys
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -18,8 +25,8 @@ from django.utils.translation import gettext as _
 from dgov.kernel.models import Organization
 from dgov.kernel.services.audit import cli_actor
 from dgov.oidc import jose
-from dgov.oidc.models import Client
-from dgov.oidc.services import clients, keys, tokens
+from dgov.oidc.models import Client, UpstreamProvider
+from dgov.oidc.services import broker, clients, keys, tokens
 
 
 def _when(value) -> str:
@@ -35,7 +42,10 @@ def _width(text: str) -> int:
 class Command(BaseCommand):
     """OpenID Connect provider administration from the command line."""
 
-    help = "统一身份认证服务：client create/list/rotate/deactivate，key list/rotate，purge"
+    help = (
+        "统一身份认证服务：client create/list/rotate/deactivate，key list/rotate，purge，"
+        "upstream add/list/disable/enable/check"
+    )
 
     def add_arguments(self, parser):
         """Declare the ``client`` and ``key`` groups and ``purge``."""
@@ -71,12 +81,12 @@ class Command(BaseCommand):
         key_rotate = key_sub.add_parser("rotate", help=_("轮换签名密钥（旧公钥仍在 JWKS 中发布）"))
         key_rotate.add_argument("--alg", choices=jose.ALGORITHMS, required=True)
         groups.add_parser("purge", help=_("删除已过期的授权码和令牌"))
+        self._add_upstream_arguments(groups)
 
     def handle(self, *args, **options):
         """Dispatch to ``handle_<group>[_<action>]``."""
         name = f"handle_{options['group']}" + (f"_{options['action']}" if options.get("action") else "")
         return getattr(self, name)(**options)
-
 
     @staticmethod
     def _client(client_id: str) -> Client:
@@ -187,6 +197,127 @@ class Command(BaseCommand):
         self.stdout.write(
             _("已删除：授权码 %(codes)s，访问令牌 %(access_tokens)s，刷新令牌 %(refresh_tokens)s") % counts
         )
+
+    # --- upstream providers (identity brokering, docs/oidc.md "Brokering") ---------------------------
+
+    @staticmethod
+    def _add_upstream_arguments(groups) -> None:
+        """Declare ``upstream add|list|disable|enable|check``."""
+        up = groups.add_parser("upstream", help=_("上游身份提供方（身份联合）"))
+        sub = up.add_subparsers(dest="action", required=True)
+        add = sub.add_parser("add", help=_("登记上游身份提供方（如国家政务服务平台）"))
+        add.add_argument("--slug", required=True, help=_("标识，用于登录地址 /login/upstream/<标识>/"))
+        add.add_argument("--name", required=True, help=_("名称（中文），登录页显示“使用…登录”"))
+        add.add_argument("--name-en", default="", help=_("名称（英文）"))
+        add.add_argument("--issuer", required=True, help=_("签发者（issuer）地址"))
+        add.add_argument("--client-id", required=True, help=_("本平台在上游登记的客户端标识"))
+        add.add_argument(
+            "--client-secret",
+            default="-",
+            help=_("客户端密钥；“-”（默认）从标准输入读取，避免出现在进程列表中"),
+        )
+        add.add_argument(
+            "--scopes", nargs="+", default=["openid", "profile", "dgov:identity"], help=_("请求的权限范围")
+        )
+        add.add_argument("--id-claim", default="dgov_id_number", help=_("身份证号码所在的声明"))
+        add.add_argument("--name-claim", default="dgov_real_name", help=_("经核验姓名所在的声明"))
+        add.add_argument(
+            "--acr-level",
+            action="append",
+            default=[],
+            metavar="ACR=LEVEL",
+            help=_("上游 acr 对应的实名等级（可重复；* 表示其他或缺失的 acr）；urn:dgov:loa:N 无需配置"),
+        )
+        add.add_argument("--max-level", type=int, choices=(1, 2, 3), default=2, help=_("最高信任等级（默认 2）"))
+        add.add_argument("--allow-create", action="store_true", help=_("本平台没有对应个人账号时自动创建"))
+        add.add_argument("--disabled", action="store_true", help=_("登记但暂不启用"))
+        sub.add_parser("list", help=_("列出上游身份提供方（不显示密钥）"))
+        for name, text in (("disable", _("停用上游身份提供方")), ("enable", _("启用上游身份提供方"))):
+            sub.add_parser(name, help=text).add_argument("slug")
+        check = sub.add_parser("check", help=_("获取上游的发现文档和公钥，检查能否对接"))
+        check.add_argument("slug")
+
+    @staticmethod
+    def _provider(slug: str) -> UpstreamProvider:
+        """The provider ``slug``, or a CommandError."""
+        provider = UpstreamProvider.objects.filter(slug=slug).first()
+        if provider is None:
+            raise CommandError(_("上游身份提供方 %(slug)s 不存在") % {"slug": slug})
+        return provider
+
+    def handle_upstream_add(self, *, slug, name, name_en, issuer, client_id, client_secret, scopes, **options):
+        """Configure an upstream provider and print the redirect URI to register there."""
+        if client_secret == "-":
+            client_secret = sys.stdin.readline().strip()
+        try:
+            provider = broker.create_provider(
+                slug=slug,
+                name_zh=name,
+                name_en=name_en,
+                issuer=issuer,
+                client_id=client_id,
+                client_secret=client_secret,
+                scopes=scopes,
+                id_number_claim=options["id_claim"],
+                name_claim=options["name_claim"],
+                acr_levels=options["acr_level"],
+                max_level=options["max_level"],
+                allow_create=options["allow_create"],
+                enabled=not options["disabled"],
+                actor=cli_actor(),
+            )
+        except ValidationError as exc:
+            raise CommandError("；".join(exc.messages)) from None
+        names = {"name": provider.name_zh, "slug": provider.slug}
+        self.stdout.write(_("已登记上游身份提供方：%(name)s（%(slug)s）") % names)
+        self.stdout.write(f"redirect_uri: {broker.callback_url(provider)}")
+        self.stdout.write(_("请在上游平台登记以上回调地址，并允许权限范围：%(s)s") % {"s": " ".join(provider.scopes)})
+
+    def handle_upstream_list(self, **options):
+        """Print every upstream provider (no secrets)."""
+        rows = [
+            [
+                p.slug,
+                p.name_zh,
+                p.issuer,
+                p.client_id,
+                str(p.max_level),
+                _("是") if p.allow_create else _("否"),
+                _("启用") if p.enabled else _("停用"),
+                str(p.identities.filter(unlinked_at__isnull=True).count()),
+            ]
+            for p in UpstreamProvider.objects.order_by("slug")
+        ]
+        if not rows:
+            self.stdout.write(_("尚无上游身份提供方。"))
+            return
+        headers = [_("标识"), _("名称"), _("签发者"), _("客户端标识"), _("最高等级"), _("自动建号"), _("状态")]
+        headers.append(_("关联数"))
+        self._table(headers, rows)
+
+    def handle_upstream_disable(self, *, slug: str, **options):
+        """Disable a provider: off the login page, callbacks refused."""
+        broker.set_enabled(self._provider(slug), False, actor=cli_actor())
+        self.stdout.write(_("上游身份提供方 %(slug)s 已停用。") % {"slug": slug})
+
+    def handle_upstream_enable(self, *, slug: str, **options):
+        """Enable a provider again."""
+        broker.set_enabled(self._provider(slug), True, actor=cli_actor())
+        self.stdout.write(_("上游身份提供方 %(slug)s 已启用。") % {"slug": slug})
+
+    def handle_upstream_check(self, *, slug: str, **options):
+        """Fetch the provider's discovery document and keys and say what was found."""
+        provider = self._provider(slug)
+        try:
+            metadata, keys_found = broker.check_provider(provider)
+        except broker.upstream.UpstreamError as exc:
+            raise CommandError(_("无法对接 %(slug)s：%(error)s") % {"slug": slug, "error": str(exc)}) from None
+        self.stdout.write(f"issuer: {metadata.issuer}")
+        self.stdout.write(f"authorization_endpoint: {metadata.authorization_endpoint}")
+        self.stdout.write(f"token_endpoint: {metadata.token_endpoint}")
+        self.stdout.write(f"userinfo_endpoint: {metadata.userinfo_endpoint or '-'}")
+        self.stdout.write(f"jwks_uri: {metadata.jwks_uri} ({', '.join(keys_found) or '-'})")
+        self.stdout.write(f"redirect_uri: {broker.callback_url(provider)}")
 
     def _table(self, headers, rows) -> None:
         """Print rows aligned by display width."""
