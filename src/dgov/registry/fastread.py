@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 PREFIX = "/api/v1/registries/data/"
 SCOPE_CACHE_SECONDS = 5.0
 ROUTE = "api/v1/registries/data/<registryname>/<versionnumber>/<ID>"
+# The two metric series of this route, looked up once (a labels() call costs a lock and a dict look-up).
+_ANSWERED = HTTP_REQUESTS.labels("GET", ROUTE, "200")
+_LATENCY = HTTP_LATENCY.labels("GET", ROUTE)
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
@@ -88,8 +91,8 @@ class RegistryReadFastPath:
                     *SECURITY_HEADERS,
                 ]
                 start_response("200 OK", headers)
-                HTTP_REQUESTS.labels("GET", ROUTE, "200").inc()
-                HTTP_LATENCY.labels("GET", ROUTE).observe(time.perf_counter() - started)
+                _ANSWERED.inc()
+                _LATENCY.observe(time.perf_counter() - started)
                 self.answered += 1
                 return [body]
         return self.app(environ, start_response)
@@ -99,9 +102,22 @@ class RegistryReadFastPath:
     def read(self, environ, path: str) -> bytes | None:
         """The answer's body, or None when Django must answer.
 
-        This thread checks the request (path, credentials, registry, the client's scope); the
-        process's :class:`ReadBatcher` then reads the record, builds the answer and records the
-        read, together with the other reads waiting at that moment.
+        This thread checks the request (:meth:`job`); the process's :class:`ReadBatcher` then
+        reads the record, builds the answer and records the read, together with the other reads
+        waiting at that moment.
+        """
+        job = self.job(environ, path)
+        if job is None:
+            return None
+        ok, body = reader.submit(job)
+        if not ok:
+            raise RuntimeError("the record could not be read")  # Django answers instead
+        return body
+
+    def job(self, environ, path: str) -> ReadJob | None:
+        """The checked read this request asks for, or None when Django must answer it.
+
+        ``environ`` needs only ``QUERY_STRING``, ``HTTP_AUTHORIZATION`` and ``HTTP_X_PURPOSE``.
         """
         from dgov.api.auth import parse_basic, principal_scopes
         from dgov.identity.services import authenticate_client
@@ -137,10 +153,7 @@ class RegistryReadFastPath:
         prefix = self._reader_scope(registry, client, services)
         if prefix is None:
             return None
-        ok, body = reader.submit(ReadJob(uid, registry, number, prefix, client, UNMASK_SCOPE in scopes, purpose))
-        if not ok:
-            raise RuntimeError("the record could not be read")  # Django answers instead
-        return body
+        return ReadJob(uid, registry, number, prefix, client, UNMASK_SCOPE in scopes, purpose)
 
     @staticmethod
     def _purpose(environ) -> str | None:
@@ -455,7 +468,7 @@ def _render(job: ReadJob, row) -> tuple[bytes, object] | None:
     fields = services.registry_fields(registry, job.number)
     # Masking follows the current schema's rules, as on the Django path (whether a field is
     # personal never changes between versions; how it is masked may).
-    current = services.field_map(services.registry_fields(registry))
+    current = _field_map(services.registry_fields(registry))
     content = {}
     for field in fields:
         if field.name not in values:
@@ -483,6 +496,23 @@ def _render(job: ReadJob, row) -> tuple[bytes, object] | None:
         "modifiedAt": _iso(updated_at),
     }
     return json.dumps(answer, cls=NinjaJSONEncoder).encode(), entry
+
+
+_field_maps: dict[int, tuple[list, dict]] = {}
+
+
+def _field_map(fields: list) -> dict:
+    """``services.field_map`` of a cached field list, itself kept as long as that list is the cached one."""
+    hit = _field_maps.get(id(fields))
+    if hit is not None and hit[0] is fields:
+        return hit[1]
+    from dgov.registry import services
+
+    mapping = services.field_map(fields)
+    if len(_field_maps) > 1000:
+        _field_maps.clear()
+    _field_maps[id(fields)] = (fields, mapping)
+    return mapping
 
 
 reader = ReadBatcher()
