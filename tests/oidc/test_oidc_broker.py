@@ -562,6 +562,74 @@ def test_unlinking_needs_a_recent_reauthentication(client, django_user_model, us
     assert link.unlinked_at is None
 
 
+def test_brokered_account_sets_a_first_password_after_logging_in_again_upstream(
+    live, provider, django_user_model, sessions
+):
+    from importlib import import_module
+
+    provider(allow_create=True)
+    upstream_user = upstream_person(django_user_model, "li-national", LI_ID, name="李四")
+    upstream_browser = _session(sessions, upstream_user)
+    browser = _session(sessions)
+    assert brokered_login(browser, upstream_browser, live).status_code == 302
+    created = FederatedIdentity.objects.select_related("user").get().user
+    account = browser.get(f"{live}/account/", timeout=30).text
+    assert "设置登录密码" in account and 'href="/account/password/set/"' in account
+    # The brokered login itself is recent: the form is there at once.
+    assert browser.get(f"{live}/account/password/set/", allow_redirects=False, timeout=30).status_code == 200
+
+    # Some time later the login is no longer recent (older than DGOV_REAUTH_SECONDS).
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore(
+        session_key=browser.cookies[django_settings.SESSION_COOKIE_NAME]
+    )
+    store["_dgov_reauth_at"] = store["_dgov_auth_time"] = 1_000_000_000
+    store.save()
+    stale = browser.get(f"{live}/account/password/set/", allow_redirects=False, timeout=30)
+    assert stale.status_code == 302 and stale.headers["Location"].startswith("/account/reauth/")
+    reauth = browser.get(f"{live}{stale.headers['Location']}", timeout=30).text
+    # No password to ask for: the page offers to log in again through the linked provider.
+    assert 'data-testid="reauth-form"' not in reauth
+    button = re.search(r'<a class="button button-primary" href="([^"]+)" data-provider="national">', reauth)
+    assert button and "通过国家政务服务平台重新登录" in reauth
+    href = button.group(1).replace("&amp;", "&")
+    assert href == "/login/upstream/national/?next=%2Faccount%2Fpassword%2Fset%2F"
+
+    again = browser.get(f"{live}{href}", allow_redirects=False, timeout=30)
+    callback = at_upstream(upstream_browser, again.headers["Location"])
+    back = browser.get(callback, allow_redirects=False, timeout=30)
+    assert back.status_code == 302 and back.headers["Location"] == "/account/password/set/"
+    form = browser.get(f"{live}/account/password/set/", allow_redirects=False, timeout=30)
+    assert form.status_code == 200 and 'data-testid="password-set-form"' in form.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    new = "a long passphrase of my own"
+    done = browser.post(
+        f"{live}/account/password/set/",
+        data={"new": new, "confirm": new, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{live}/account/password/set/"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert done.status_code == 302 and done.headers["Location"] == "/account/"
+    created.refresh_from_db()
+    assert created.check_password(new)
+    assert AuditRecord.objects.filter(action="identity.password.set", actor_id=str(created.pk)).count() == 1
+
+    # With a password the account may now unlink the upstream login (it can still log in).
+    page = browser.get(f"{live}/account/", timeout=30)
+    assert 'href="/account/password/"' in page.text and "设置登录密码" not in page.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    link = FederatedIdentity.objects.get()
+    unlinked = browser.post(
+        f"{live}/account/linked-logins/{link.pk}/",
+        data={"action": "unlink", "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{live}/account/"},
+        timeout=30,
+    )
+    assert unlinked.status_code == 200 and "已解除" in unlinked.text
+    link.refresh_from_db()
+    assert link.unlinked_at is not None
+
+
 # --- the id_token checks, one by one ------------------------------------------------------------------------
 
 

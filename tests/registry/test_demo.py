@@ -11,6 +11,7 @@ from dgov.identity.models import User
 from dgov.kernel.models import AuditRecord, Division, Organization
 from dgov.kernel.services import audit
 from dgov.kernel.validators import validate_resident_id, validate_uscc
+from dgov.oidc.models import Client as OidcClient
 from dgov.registry import demo, libraries, schema, services
 from dgov.registry.models import (
     AccessLog,
@@ -206,6 +207,7 @@ def _wipe():
     Registry.objects.all().delete()
     DemoDataset.objects.all().delete()
     User.objects.all().delete()
+    OidcClient.objects.all().delete()
     while Organization.objects.exists():
         Organization.objects.filter(children__isnull=True).delete()
     services.clear_caches()
@@ -233,3 +235,136 @@ def test_demo_command_seeds_once_and_is_audited():
     call_command("demo", "--persons", "40", "--if-missing")
     assert Record.objects.filter(registry__code="population.person").count() == 40
     assert DemoDataset.objects.count() == 1
+
+
+# --- OpenID Connect clients (接入应用) ---------------------------------------------------------------------
+
+
+def _pkce():
+    import base64
+    import hashlib
+    import secrets
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def _authorize(http, client_id, redirect_uri, scope="openid profile"):
+    """An authorization request of the logged-in browser; returns (response, PKCE verifier)."""
+    from urllib.parse import urlencode
+
+    verifier, challenge = _pkce()
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": "st-1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return http.get("/oidc/authorize?" + urlencode(params)), verifier
+
+
+def _code(location):
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def _basic(client_id, secret):
+    import base64
+
+    return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def test_demo_registers_three_oidc_clients_once_and_they_work(client, settings):
+    from joserfc import jws
+
+    from dgov.oidc.services import clients
+
+    settings.OIDC_ISSUER = "http://testserver"
+    report = _generate(persons=40, enterprises=4)
+    assert report.oidc_clients == 3
+    found = {c.client_id: c for c in OidcClient.objects.select_related("organization")}
+    assert set(found) == {"demo-wjw-system", "demo-zhangshangban", "demo-data-sharing"}
+    wjw, app, data = found["demo-wjw-system"], found["demo-zhangshangban"], found["demo-data-sharing"]
+    assert wjw.name == "省卫生健康委业务系统" and wjw.organization.kind == "WJ" and wjw.organization.level == 1
+    assert wjw.client_type == "confidential" and wjw.id_token_alg == "SM2" and not wjw.first_party
+    assert wjw.redirect_uris == ["https://wj.example.gov.cn/oidc/callback"] and wjw.secret_hash
+    assert app.name == "掌上办" and app.is_public and app.first_party and not app.secret_hash
+    assert app.redirect_uris == ["cn.gov.example.zsb:/oauth2redirect"] and app.organization.kind == "DSJ"
+    assert data.name == "数据共享服务" and data.grant_types == ["client_credentials"]
+    assert data.scopes == ["registry:read"] and data.secret_hash
+    created = AuditRecord.objects.filter(action="oidc.client.create")
+    assert created.count() == 3 and set(created.values_list("actor_label", flat=True)) == {demo.DEMO_ACTOR}
+
+    # Idempotent: nothing is registered twice, and a client an administrator changed is left alone.
+    clients.deactivate_client(data, actor="system:test")
+    assert demo.ensure_demo_clients() == []
+    assert OidcClient.objects.count() == 3 and AuditRecord.objects.filter(action="oidc.client.create").count() == 3
+    assert not OidcClient.objects.get(client_id="demo-data-sharing").is_active
+
+    citizen = User.objects.get(username="citizen")
+    client.force_login(citizen)
+    # 掌上办: first-party, so no consent page; a public client redeems its code with PKCE alone.
+    response, verifier = _authorize(client, app.client_id, app.redirect_uris[0], "openid profile offline_access")
+    assert response.status_code == 302 and response["Location"].startswith("cn.gov.example.zsb:/oauth2redirect?")
+    tokens = client.post(
+        "/oidc/token",
+        {
+            "grant_type": "authorization_code",
+            "code": _code(response["Location"]),
+            "redirect_uri": app.redirect_uris[0],
+            "code_verifier": verifier,
+            "client_id": app.client_id,
+        },
+    )
+    assert tokens.status_code == 200 and {"id_token", "refresh_token"} <= set(tokens.json())
+
+    # The department system asks for consent, then gets an SM2-signed id_token once an administrator
+    # has given it a secret (the demo prints none).
+    page, verifier = _authorize(client, wjw.client_id, wjw.redirect_uris[0])
+    assert page.status_code == 200 and "省卫生健康委业务系统" in page.content.decode()
+    answer = client.post("/oidc/consent", {"rid": page.context["rid"], "decision": "allow"})
+    assert answer.status_code == 302 and answer["Location"].startswith("https://wj.example.gov.cn/oidc/callback?")
+    secret = clients.rotate_secret(wjw, actor="system:test")
+    tokens = client.post(
+        "/oidc/token",
+        {
+            "grant_type": "authorization_code",
+            "code": _code(answer["Location"]),
+            "redirect_uri": wjw.redirect_uris[0],
+            "code_verifier": verifier,
+        },
+        **_basic(wjw.client_id, secret),
+    )
+    assert tokens.status_code == 200
+    assert jws.extract_compact(tokens.json()["id_token"].encode()).protected["alg"] == "SM2"
+
+
+def test_demo_data_client_gets_registry_read_tokens_and_backfill_by_command(client, settings):
+    from io import StringIO
+
+    from dgov.oidc.services import clients
+
+    settings.OIDC_ISSUER = "http://testserver"
+    out = StringIO()
+    call_command("demo", "--persons", "40", "--enterprises", "4", stdout=out)
+    assert "3 OIDC clients" in out.getvalue()
+    data = OidcClient.objects.get(client_id="demo-data-sharing")
+    secret = clients.rotate_secret(data, actor="system:test")
+    assert secret not in out.getvalue()
+    response = client.post("/oidc/token", {"grant_type": "client_credentials"}, **_basic(data.client_id, secret))
+    assert response.status_code == 200 and response.json()["scope"] == "registry:read"
+
+    # A database seeded before the demo had clients gets them from `dgov demo --if-missing`.
+    OidcClient.objects.filter(client_id="demo-zhangshangban").delete()
+    out = StringIO()
+    call_command("demo", "--if-missing", stdout=out)
+    assert "demo-zhangshangban" in out.getvalue()
+    assert OidcClient.objects.filter(client_id__startswith="demo-").count() == 3
+    out = StringIO()
+    call_command("demo", "--if-missing", stdout=out)
+    assert "OIDC" not in out.getvalue()

@@ -101,6 +101,7 @@ __all__ = [
     "reset_mfa",
     "resolve_login_name",
     "send_sms_code",
+    "set_first_password",
     "start_totp_enrolment",
     "totp_provisioning",
     "unconfirmed_totp",
@@ -868,6 +869,36 @@ def change_password(request, *, current: str, new: str) -> None:
         request.session[SESSION_REAUTH] = int(time.time())
         request.session.pop(SESSION_PASSWORD_EXPIRED, None)
         audit.record("identity.password.change", actor=user, target=user, detail={"other_sessions_ended": ended})
+
+
+def set_first_password(request, *, new: str) -> None:
+    """Give the logged-in account its first password (it has none, e.g. made by identity brokering).
+
+    There is no current password to ask for, so a recent authentication is the proof
+    (``REAUTH_SECONDS``: the login itself — for such an account a login through its linked upstream
+    provider — or a re-authentication with a second factor). The password policy applies as for a
+    change; other sessions are ended, as after a change. Audited as ``identity.password.set``.
+    """
+    user = request.user
+    if user.has_usable_password():
+        raise PermissionDenied(gettext("您的账号已设置登录密码，请使用“修改密码”。"))
+    _require_recent(request)
+    try:
+        validate_password(new, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"new": exc.messages}) from None
+    old_key = request.session.session_key
+    with transaction.atomic():
+        # Locked and read again: two concurrent requests must not both set a "first" password.
+        locked = get_user_model().objects.select_for_update().get(pk=user.pk)
+        if locked.has_usable_password():
+            raise PermissionDenied(gettext("您的账号已设置登录密码，请使用“修改密码”。"))
+        user.set_password(new)
+        user.save(update_fields=["password", "password_changed_at"])
+        update_session_auth_hash(request, user)  # keeps this session (new key), others stop working
+        sessions.rekey(old_key, request.session.session_key)
+        ended = sessions.end_user_sessions(user, reason="password_set", keep=request.session.session_key)
+        audit.record("identity.password.set", actor=user, target=user, detail={"other_sessions_ended": ended})
 
 
 # --- Phone number ---------------------------------------------------------------------------------------

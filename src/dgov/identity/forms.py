@@ -87,6 +87,35 @@ class PasswordChangeForm(forms.Form):
         return data
 
 
+class PasswordSetForm(forms.Form):
+    """The first password of an account that has none (made by identity brokering), twice."""
+
+    new = forms.CharField(
+        label=_("新密码"),
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password", "autofocus": True}),
+    )
+    confirm = forms.CharField(
+        label=_("再次输入新密码"),
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new"].help_text = policy_summary()
+        self.validators_help = password_validators_help_text_html()
+
+    def clean(self):
+        """The two passwords must match."""
+        data = super().clean()
+        if data.get("new") and data.get("confirm") and data["new"] != data["confirm"]:
+            self.add_error("confirm", _("两次输入的新密码不一致。"))
+        return data
+
+
 class PhoneForm(forms.Form):
     """A new mobile number, then the code sent to it."""
 

@@ -347,6 +347,7 @@ from dgov.identity.authentication import (  # noqa: E402
     reset_mfa,
     resolve_login_name,
     send_sms_code,
+    set_first_password,
     start_totp_enrolment,
     verify_login_factor,
 )
@@ -384,6 +385,7 @@ __all__ += [
     "revoke_session",
     "send_sms_code",
     "session_auth_methods",
+    "set_first_password",
     "start_totp_enrolment",
     "verify_login_factor",
 ]

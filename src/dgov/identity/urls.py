@@ -12,6 +12,7 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("account/reauth/", views.reauth, name="reauth"),
     path("account/password/", views.password, name="password"),
+    path("account/password/set/", views.password_set, name="password_set"),
     path("account/phone/", views.phone, name="phone"),
     path("account/mfa/", views.mfa, name="mfa"),
     path("account/realname/", realname_views.realname_page, name="realname"),

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
@@ -20,7 +20,15 @@ from django.views.decorators.http import require_POST
 
 from dgov.identity import authentication as authn
 from dgov.identity import sessions
-from dgov.identity.forms import CodeForm, PasswordChangeForm, PhoneForm, ReauthForm, SmsConfirmForm, TotpConfirmForm
+from dgov.identity.forms import (
+    CodeForm,
+    PasswordChangeForm,
+    PasswordSetForm,
+    PhoneForm,
+    ReauthForm,
+    SmsConfirmForm,
+    TotpConfirmForm,
+)
 from dgov.identity.models import MfaMethod, OneTimeCode
 from dgov.kernel.masking import mask_phone
 
@@ -150,13 +158,18 @@ def login_enrol(request):
 # --- Re-authentication -------------------------------------------------------------------------------
 
 
+def _to_reauth(request):
+    """Redirect to the re-authentication page, coming back to this page afterwards."""
+    return redirect(f"{reverse('identity:reauth')}?{urlencode({'next': request.get_full_path()})}")
+
+
 def reauth_required(view):
     """Send the user to confirm their identity first unless they did so in the last few minutes."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not authn.recently_authenticated(request):
-            return redirect(f"{reverse('identity:reauth')}?{urlencode({'next': request.get_full_path()})}")
+            return _to_reauth(request)
         return view(request, *args, **kwargs)
 
     return login_required(wrapper)
@@ -170,20 +183,33 @@ def reauth(request):
     wanted = request.POST.get("next") or request.GET.get("next") or ""
     next_url = _safe_next(request, wanted, reverse("identity:account"))
     available = authn.mfa_methods(user)
-    method = request.POST.get("method") or request.GET.get("method") or "password"
-    if method not in ("password", *available):
-        method = "password"
+    has_password = user.has_usable_password()
+    # An account without a password (made by identity brokering) confirms with a second factor or
+    # by logging in again through its linked upstream provider (offered by the template).
+    methods = (["password"] if has_password else []) + available
+    method = request.POST.get("method") or request.GET.get("method") or (methods[0] if methods else "")
+    if method not in methods:
+        method = methods[0] if methods else ""
     form = ReauthForm(initial={"method": method})
-    if request.method == "POST":
+    if request.method == "POST" and methods:
         if request.POST.get("action") == "send_sms" and "sms" in available:
             _send_code(request, user, OneTimeCode.Purpose.REAUTH, actor=user)
             return redirect(f"{reverse('identity:reauth')}?{urlencode({'next': next_url, 'method': 'sms'})}")
         form = ReauthForm(request.POST)
-        if form.is_valid():
+        if form.is_valid() and form.cleaned_data["method"] in methods:
             if authn.reauthenticate(request, method=form.cleaned_data["method"], secret=form.cleaned_data["secret"]):
                 return HttpResponseRedirect(next_url)
             form.add_error("secret", _("验证未通过：密码或验证码不正确，或尝试次数过多已被暂时限制。"))
-    context = {"form": form, "method": method, "available": available, "next": next_url}
+        elif form.is_valid():
+            form.add_error("secret", _("请选择可用的验证方式。"))
+    context = {
+        "form": form,
+        "method": method,
+        "methods": methods,
+        "available": available,
+        "has_password": has_password,
+        "next": next_url,
+    }
     return render(request, "identity/reauth.html", context)
 
 
@@ -213,6 +239,7 @@ def account(request):
         "sessions": session_list,
         "current_methods": methods,
         "password_expired": authn.password_expired(user),
+        "has_password": user.has_usable_password(),
     }
     return render(request, "identity/account.html", context)
 
@@ -221,6 +248,8 @@ def account(request):
 @login_required
 def password(request):
     """Change the password (the current password is asked: it is the re-authentication)."""
+    if not request.user.has_usable_password():
+        return redirect("identity:password_set")
     form = PasswordChangeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -233,6 +262,30 @@ def password(request):
             messages.success(request, _("密码已修改，其他设备上的登录已退出。"))
             return redirect("identity:account")
     return render(request, "identity/password.html", {"form": form})
+
+
+@never_cache
+@login_required
+def password_set(request):
+    """Set a first password for an account that has none (made by identity brokering), after a recent login."""
+    if request.user.has_usable_password():
+        return redirect("identity:password")
+    if not authn.recently_authenticated(request):
+        return _to_reauth(request)
+    form = PasswordSetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            authn.set_first_password(request, new=form.cleaned_data["new"])
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        except PermissionDenied:  # the recent authentication ran out while the form was open
+            return _to_reauth(request)
+        else:
+            messages.success(request, _("登录密码已设置，其他设备上的登录已退出。"))
+            return redirect("identity:account")
+    return render(request, "identity/password_set.html", {"form": form})
 
 
 @never_cache

@@ -1,7 +1,8 @@
 """The demo province: a deterministic synthetic province generated from a seed.
 
 `dgov demo` builds, in order: the GB/T 2260 divisions (plus synthetic townships and villages
-for the demo province), a realistic set of departments, officials with demo logins, the shipped
+for the demo province), a realistic set of departments, officials with demo logins, three OpenID
+Connect clients (接入应用, :func:`ensure_demo_clients`), the shipped
 library definitions as registries (:func:`dgov.registry.libraries.install_libraries`), and then
 records in every registry, each written by its authoritative department:
 
@@ -77,6 +78,46 @@ DEMO_ACCOUNTS = (
     ("enterprise", User.Kind.ENTERPRISE, "", None, False, False, "企业经办人 enterprise agent"),
 )
 
+# OpenID Connect clients (接入应用) registered by the demo, so the provider is in use on `make run`:
+# a department system (confidential, SM2-signed id_tokens, asks for consent), the platform's own
+# native app (public, private-use scheme redirect, first-party: no consent) and a system-to-system
+# data client (client credentials). `department` is the provincial department's kind.
+DEMO_OIDC_CLIENTS = (
+    {
+        "client_id": "demo-wjw-system",
+        "name": "省卫生健康委业务系统",
+        "department": "WJ",
+        "client_type": "confidential",
+        "redirect_uris": ["https://wj.example.gov.cn/oidc/callback"],
+        "post_logout_redirect_uris": ["https://wj.example.gov.cn/"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scopes": ["openid", "profile", "phone", "offline_access"],
+        "id_token_alg": "SM2",
+        "first_party": False,
+    },
+    {
+        "client_id": "demo-zhangshangban",
+        "name": "掌上办",
+        "department": "DSJ",
+        "client_type": "public",
+        "redirect_uris": ["cn.gov.example.zsb:/oauth2redirect"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scopes": ["openid", "profile", "phone", "offline_access"],
+        "id_token_alg": "RS256",
+        "first_party": True,
+    },
+    {
+        "client_id": "demo-data-sharing",
+        "name": "数据共享服务",
+        "department": "DSJ",
+        "client_type": "confidential",
+        "grant_types": ["client_credentials"],
+        "scopes": ["registry:read"],
+        "id_token_alg": "RS256",
+        "first_party": False,
+    },
+)
+
 # Rough bounding boxes (min lon, min lat, max lon, max lat) for synthetic geometry; for other provinces
 # a box over central and eastern China.
 PROVINCE_BOXES = {"37": (114.8, 34.4, 122.7, 38.4)}
@@ -90,6 +131,7 @@ class DemoReport:
     divisions: int = 0
     organizations: int = 0
     officials: int = 0
+    oidc_clients: int = 0  # demo OIDC clients registered by this run
     registries: int = 0
     households: int = 0
     persons: int = 0
@@ -1016,6 +1058,36 @@ def _ensure_officials(rng: random.Random, orgs: list[Organization]) -> int:
     return len(users)
 
 
+def ensure_demo_clients(province_code: str | None = None) -> list[str]:
+    """Register the demo's OIDC clients that are missing (idempotent); return the client_ids registered now.
+
+    A client whose id exists is left as it is, even if an administrator changed or deactivated it.
+    The secrets of the confidential clients are generated and dropped, never printed: to try one,
+    an administrator rotates its secret (`dgov oidc client rotate CLIENT_ID` or the workbench),
+    which shows the new one once. ``province_code`` defaults to the seeded demo province.
+    """
+    from dgov.oidc.services import clients
+
+    if province_code is None:
+        dataset = DemoDataset.objects.order_by("pk").first()
+        province_code = dataset.province_code if dataset is not None else None
+    made = []
+    with transaction.atomic():
+        for spec in DEMO_OIDC_CLIENTS:
+            values = dict(spec)
+            kind = values.pop("department")
+            if clients.client_exists(values["client_id"]):
+                continue
+            department = Organization.objects.filter(
+                division__code=province_code, level=Organization.Level.PROVINCE, kind=kind, is_active=True
+            ).first()
+            if department is None:
+                continue  # a province without that department: nothing to attach the client to
+            clients.create_client(organization=department, actor=DEMO_ACTOR, **values)
+            made.append(values["client_id"])
+    return made
+
+
 # --- The whole province -----------------------------------------------------------------------------------
 
 
@@ -1104,6 +1176,7 @@ def generate(
         orgs = organizations.generate_demo_organizations(province_code, seed, actor=DEMO_ACTOR)
         report.organizations = len(orgs)
         report.officials = _ensure_officials(rng, orgs)
+        report.oidc_clients = len(ensure_demo_clients(province_code))
         progress("organizations", 1)
         t = lap("organizations", t)
 

@@ -73,6 +73,7 @@ __all__ = [
     "linked_logins",
     "login_options",
     "relink",
+    "relogin_options",
     "set_enabled",
     "trusted_level",
     "unlink",
@@ -623,6 +624,26 @@ def linked_logins(user) -> list[FederatedIdentity]:
     if user is None or not getattr(user, "pk", None):
         return []
     return list(FederatedIdentity.objects.select_related("provider").filter(user_id=user.pk).order_by("-linked_at"))
+
+
+def relogin_options(user, next_url: str = "") -> list[dict[str, str]]:
+    """Buttons to log in again through the person's linked, enabled upstream providers (re-authentication).
+
+    For an account without a password a fresh brokered login is its re-authentication: the login
+    sets the session's authentication time like any login (``DGOV_REAUTH_SECONDS``).
+    """
+    from urllib.parse import urlencode
+
+    language = _language()
+    options = []
+    for link in linked_logins(user):
+        if not link.is_linked or not link.provider.enabled:
+            continue
+        url = reverse("oidc:upstream_login", kwargs={"slug": link.provider.slug})
+        if next_url:
+            url += "?" + urlencode({"next": next_url})
+        options.append({"slug": link.provider.slug, "name": link.provider.display_name(language), "url": url})
+    return options
 
 
 def _own_link(user, link_id) -> FederatedIdentity:

@@ -46,6 +46,7 @@ __all__ = [
     "SECRET_KEY_PURPOSE",
     "api_scopes",
     "authenticate",
+    "client_exists",
     "create_client",
     "deactivate_client",
     "get_client",
@@ -426,6 +427,11 @@ def deactivate_client(client: Client, *, actor, reason: str = "") -> Client:
 def _may_cache() -> bool:
     """Remember lookups only outside transactions (a row read inside one may still be rolled back)."""
     return not connection.in_atomic_block
+
+
+def client_exists(client_id: str) -> bool:
+    """Whether a client with this id is registered (active or not): ids are never reused."""
+    return Client.objects.filter(client_id=(client_id or "").strip().lower()).exists()
 
 
 def get_client(client_id: str) -> Client | None:

@@ -28,3 +28,14 @@ def linked_logins_card(context):
 def upstream_login_buttons(next_url=""):
     """The login page's "使用…登录" buttons, one per enabled upstream provider (none: nothing shown)."""
     return {"options": broker.login_options(str(next_url or ""))}
+
+
+@register.inclusion_tag("oidc/_reauth_upstream.html", takes_context=True)
+def reauth_upstream_buttons(context, next_url=""):
+    """On the re-authentication page of an account without a password: log in again through a linked provider."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    options = []
+    if user is not None and user.is_authenticated:
+        options = broker.relogin_options(user, str(next_url or ""))
+    return {"options": options}
