@@ -1,13 +1,14 @@
-"""The web server command line for ``dgov serve`` (and benchmarks): Granian serving ``dgov.wsgi``.
+"""The web server command line for ``dgov serve`` (and benchmarks): Granian serving ``dgov.rsgi``.
 
-Granian (a Rust HTTP/1.1 and HTTP/2 server) runs the WSGI application in a pool of threads per
-worker process; its HTTP layer costs a fraction of a pure-Python server's, which is what lets the
-registry API answer reads at the latency its issue asks for (ADR 0013). Everything is read from
+Granian (a Rust HTTP/1.1 and HTTP/2 server) runs :mod:`dgov.rsgi` on an event loop per worker
+process: registry reads on the loop, the WSGI application (Django) on a pool of threads. Its HTTP
+layer costs a fraction of a pure-Python server's, which is what lets the registry API answer
+reads at the latency its issue asks for (ADR 0013). Everything is read from
 the environment, so a container or systemd unit changes it without editing code:
 
     DGOV_BIND            address to listen on: host:port, [v6]:port or unix:/path (default 127.0.0.1:8000)
     DGOV_WEB_WORKERS     worker processes (default 2)
-    DGOV_WEB_THREADS     application threads per worker (default 4)
+    DGOV_WEB_THREADS     threads per worker for Django (the WSGI application; default 4)
     DGOV_WEB_LIFETIME    seconds before a worker is replaced, so a slow leak never becomes an outage
                          (default 86400; 0 = never)
     DGOV_WEB_MAX_RSS     MiB of resident memory after which a worker is replaced (default 0 = no limit)
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_BIND = "127.0.0.1:8000"
-WSGI_TARGET = "dgov.wsgi:application"
+TARGET = "dgov.rsgi:application"
 
 LOG_CONFIG = {
     "version": 1,
@@ -72,9 +73,9 @@ def web_command(env: Mapping[str, str] | None = None, *, python: str | None = No
     lifetime = _int(env, "DGOV_WEB_LIFETIME", 86400)
     max_rss = _int(env, "DGOV_WEB_MAX_RSS", 0)
     level = (env.get("DGOV_LOG_LEVEL") or "info").strip().lower()
-    cmd = [python or sys.executable, "-m", "granian", "--interface", "wsgi"]
+    cmd = [python or sys.executable, "-m", "granian", "--interface", "rsgi", "--no-ws"]
     cmd += bind_arguments(env.get("DGOV_BIND") or DEFAULT_BIND)
-    cmd += ["--workers", str(workers), "--blocking-threads", str(threads)]
+    cmd += ["--workers", str(workers)]  # DGOV_WEB_THREADS sizes dgov.rsgi's thread pool
     cmd += ["--respawn-failed-workers", "--workers-kill-timeout", "30"]
     if lifetime > 0:
         cmd += ["--workers-lifetime", str(max(lifetime, 60))]
@@ -83,7 +84,7 @@ def web_command(env: Mapping[str, str] | None = None, *, python: str | None = No
     cmd += ["--no-access-log", "--log-level", level]
     if log_config is not None:
         cmd += ["--log-config", str(log_config)]
-    cmd.append(WSGI_TARGET)
+    cmd.append(TARGET)
     return cmd
 
 

@@ -20,10 +20,11 @@ from dgov.kernel.management.commands import serve
 
 def test_build_plan_command_lines():
     plan = serve.build_plan(bind="0.0.0.0:9000", workers=3, threads=8, python="/py", environ={"PATH": "/bin"})
-    assert plan.web_cmd[:5] == ["/py", "-m", "granian", "--interface", "wsgi"]
-    assert plan.web_cmd[-1] == "dgov.wsgi:application"
+    assert plan.web_cmd[:6] == ["/py", "-m", "granian", "--interface", "rsgi", "--no-ws"]
+    assert plan.web_cmd[-1] == "dgov.rsgi:application"
+    assert plan.env["DGOV_WEB_THREADS"] == "8"  # the size of dgov.rsgi's thread pool
     text = " ".join(plan.web_cmd)
-    assert "--host 0.0.0.0 --port 9000" in text and "--workers 3 --blocking-threads 8" in text
+    assert "--host 0.0.0.0 --port 9000" in text and "--workers 3 " in text
     log_config = Path(plan.web_cmd[plan.web_cmd.index("--log-config") + 1])
     assert json.loads(log_config.read_text())["formatters"]["json"]["()"].endswith("JsonFormatter")
     assert plan.worker_cmd == ["/py", "-m", "dgov.cli", "worker", "--interval", "1"]
@@ -52,7 +53,7 @@ def test_dry_run_prints_plan_without_starting(monkeypatch):
     out = io.StringIO()
     call_command("serve", "--dry-run", "--bind", "127.0.0.1:8765", "--no-worker", stdout=out)
     text = out.getvalue()
-    assert "granian --interface wsgi --host 127.0.0.1 --port 8765" in text
+    assert "granian --interface rsgi --no-ws --host 127.0.0.1 --port 8765" in text
     assert "worker: (none)" in text
     assert "http://127.0.0.1:8765/readyz" in text and "citizen / pw" in text
 
@@ -166,10 +167,10 @@ def test_web_command_reads_environment():
         python="/py",
     )
     text = " ".join(cmd)
-    assert "--uds /tmp/dgov.sock" in text and "--workers 5 --blocking-threads 6" in text
+    assert "--uds /tmp/dgov.sock" in text and "--workers 5 " in text
     assert "--workers-max-rss 512" in text and "--log-level warning" in text and "--no-access-log" in text
     default = " ".join(server.web_command({}, python="/py"))
-    assert "--host 127.0.0.1 --port 8000" in default and "--workers 2 --blocking-threads 4" in default
+    assert "--host 127.0.0.1 --port 8000" in default and "--workers 2 " in default
     assert "--workers-lifetime 86400" in default and "--workers-max-rss" not in default
     assert "--host ::1 --port 8001" in " ".join(server.web_command({"DGOV_BIND": "[::1]:8001"}))
     for bad in ("127.0.0.1:1,127.0.0.1:2", "localhost", ":80"):

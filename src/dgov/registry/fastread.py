@@ -534,3 +534,127 @@ def _iso(value) -> str | None:
     if timezone.is_naive(value):
         value = value.replace(tzinfo=datetime.UTC)
     return value.isoformat()
+
+
+# --- The fast path on an event loop (the RSGI server, dgov.rsgi) -----------------------------------
+
+
+class AsyncReader:
+    """The registry read fast path for :mod:`dgov.rsgi`: the same checks and answers on the server's event loop.
+
+    A request's check (:meth:`RegistryReadFastPath.job`) runs on the loop when the caches it needs
+    are warm; when one is not (Django refuses database calls on the loop), it runs on the
+    server's thread pool. The reads waiting at each turn of the loop are read with one
+    ``SELECT … uid = ANY(…)`` on the process's own asynchronous PostgreSQL connection, then
+    rendered and journaled together as :class:`ReadBatcher` does — no thread hand-over at all,
+    which is where the thread-per-request server spent a third of its time (ADR 0013). On another
+    database the whole read runs on the thread pool. Anything that is not a plain success returns
+    None, and the request goes to Django.
+    """
+
+    def __init__(self, fast: RegistryReadFastPath):
+        self.fast = fast
+        self._pending: list[tuple[ReadJob, object]] = []
+        self._scheduled = False
+        self._connection = None
+        self._postgres: bool | None = None
+
+    def wants(self, method: str, path: str) -> bool:
+        """Whether a request with this method and (decoded) path may be a fast read."""
+        return self.fast.enabled and method == "GET" and path.startswith(PREFIX)
+
+    async def read(self, environ: dict, path: str, pool) -> bytes | None:
+        """The answer's body, or None when Django must answer (``environ`` as for :meth:`RegistryReadFastPath.job`)."""
+        import asyncio
+
+        from django.core.exceptions import SynchronousOnlyOperation
+
+        loop = asyncio.get_running_loop()
+        if self._postgres is None:
+            self._postgres = connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+        if not self._postgres:
+            return await loop.run_in_executor(pool, self.fast.read, environ, path)
+        try:
+            job = self.fast.job(environ, path)
+        except SynchronousOnlyOperation:  # a cold cache: the check needs the database
+            job = await loop.run_in_executor(pool, self.fast.job, environ, path)
+        if job is None:
+            return None
+        future = loop.create_future()
+        self._pending.append((job, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """Read, render and journal every read waiting now; resolve each request's future."""
+        import asyncio
+
+        await asyncio.sleep(0)  # the requests that arrived in the same turn join this batch
+        batch, self._pending, self._scheduled = self._pending, [], False
+        try:
+            bodies = await self._answers([job for job, _future in batch])
+        except Exception:  # noqa: BLE001 - every read of the batch goes to Django, which reports its way
+            logger.exception("registry fast read batch of %d failed; passing it on", len(batch))
+            await self._reset()
+            bodies = [None] * len(batch)
+        for (_job, future), body in zip(batch, bodies, strict=True):
+            if not future.done():
+                future.set_result(body)
+
+    async def _answers(self, jobs: list[ReadJob]) -> list[bytes | None]:
+        """The bodies of the jobs (None where Django must answer), their reads journaled."""
+        from django.core.exceptions import SynchronousOnlyOperation
+
+        from dgov.registry import accesslog
+
+        connection = await self._connect()
+        async with connection.cursor() as cursor:
+            await cursor.execute(
+                reader._select(connections[DEFAULT_DB_ALIAS]) + " = ANY(%s)", [[job.uid for job in jobs]], prepare=True
+            )
+            rows = await cursor.fetchall()
+        found = {row[-1]: row[:-1] for row in rows}
+        bodies: list[bytes | None] = []
+        entries = []
+        for job in jobs:
+            row = found.get(job.uid)
+            answer = None
+            if row is not None:
+                try:
+                    answer = _render(job, row)
+                except SynchronousOnlyOperation:
+                    answer = None  # a cold schema or key cache: Django answers, and warms it
+                except Exception:  # noqa: BLE001 - Django answers this read, and reports the error its way
+                    logger.exception("registry fast read of %s failed; passing it on", job.uid)
+            bodies.append(None if answer is None else answer[0])
+            if answer is not None:
+                entries.append(answer[1])
+        if entries and not accesslog.log_reads(entries):
+            return [None] * len(jobs)
+        return bodies
+
+    async def _connect(self):
+        """The process's asynchronous connection (autocommit: every read sees the latest committed row)."""
+        import psycopg
+
+        if self._connection is None or self._connection.closed:
+            params = dict(connections[DEFAULT_DB_ALIAS].get_connection_params())
+            for name in ("cursor_factory", "context", "prepare_threshold"):
+                params.pop(name, None)
+            self._connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+        return self._connection
+
+    async def _reset(self) -> None:
+        """Drop the connection after a failure; the next batch opens a new one."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                logger.debug("closing the fast path's connection failed", exc_info=True)
+
+    async def close(self) -> None:
+        """Close the connection (server shutdown)."""
+        await self._reset()
