@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "dgov.kernel",
     "dgov.identity",
     "dgov.registry",
+    "dgov.catalog",
     "dgov.oidc",
     "dgov.web",
 ]

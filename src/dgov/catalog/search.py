@@ -1,0 +1,423 @@
+"""Chinese full-text search of the published catalogue: jieba segmentation, a postings table, IDF ranking, facets.
+
+Indexing
+    When a version is published (or an entry retired) :func:`index_resource` rebuilds the entry's
+    search document from the **published snapshot**: its fields are segmented with
+    ``jieba.cut_for_search`` (which adds the dictionary sub-words of long words: 营业执照 →
+    营业、执照、营业执照), normalized (NFKC, lower case, no punctuation, no stop words) and stored as
+    postings ``(token, entry, weight)`` in :class:`~dgov.catalog.models.SearchToken`, where the
+    weight is the field-weighted count (name ×5, keywords ×3, item names ×2, summary, provider and
+    classification names ×1). :class:`~dgov.catalog.models.SearchTerm` keeps each token's document
+    frequency, and the reserved row ``" docs"`` the number of documents, so ranking never counts
+    postings.
+
+Querying
+    The query is segmented in precise mode (``jieba.cut``: 营业执照 stays one word) and every
+    word must match (AND). A word absent from the index falls back to its ``cut_for_search``
+    sub-words (all of them required); a word found in more than ``COMMON_SHARE`` of the entries
+    (信息, 数据 …) is dropped when other words remain, as it ranks nothing. Entries score
+    Σ weight × idf with idf = ln(1 + (N − df + 0.5)/(df + 0.5)); ties go by code. Because tokens
+    are whole words, a query does not match substrings inside other words (营业执照 does not match
+    营业额 or 驾驶执照).
+
+Facets
+    Counts by provider department, classification 项, sharing type, open attribute and format
+    over the current result set (query and every selected filter) come from one grouped query
+    returning the joint counts; the page of results from another. Both work the same on SQLite
+    and PostgreSQL (a B-tree index on ``(token, entry, weight)`` covers the postings scan).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from dgov.catalog.models import InformationResource, SearchEntry, SearchTerm, SearchToken
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FACETS",
+    "SearchQuery",
+    "SearchResult",
+    "index_resource",
+    "query_words",
+    "rebuild_index",
+    "search",
+    "tokens",
+    "unindex_resource",
+]
+
+DOCS_KEY = " docs"  # reserved SearchTerm row: the number of search entries (tokens never contain spaces)
+MAX_TOKEN = 32
+MAX_WEIGHT = 1000
+COMMON_SHARE = 0.6
+FIELD_WEIGHTS = {"name": 5, "keywords": 3, "items": 2, "summary": 1, "provider": 1, "classes": 1}
+STOP_WORDS = frozenset("的了和与及或等之其在是为对由以并中类")
+PUBLIC_OPEN_TYPES = ("unconditional", "conditional")
+FACETS = ("provider", "class_item", "sharing_type", "open_type", "format")
+_WORD = re.compile(r"[0-9a-z\u3400-\u9fff\uf900-\ufaff]")
+
+_jieba = None
+_jieba_lock = threading.Lock()
+
+
+def _segmenter():
+    """The jieba module, initialized once per process (its dictionary ships inside the package)."""
+    global _jieba
+    if _jieba is None:
+        with _jieba_lock:
+            if _jieba is None:
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba = jieba
+    return _jieba
+
+
+def _normal(text: str) -> str:
+    """NFKC (full-width letters and digits become ASCII) and lower case."""
+    return unicodedata.normalize("NFKC", text or "").lower()
+
+
+def _keep(token: str) -> bool:
+    """A token worth indexing: not blank, not a stop word, has a letter, digit or CJK character, not too long."""
+    return bool(token) and len(token) <= MAX_TOKEN and token not in STOP_WORDS and bool(_WORD.search(token))
+
+
+def tokens(text: str) -> list[str]:
+    """The index tokens of ``text`` (search-mode segmentation, normalized, stop words removed), in order."""
+    jieba = _segmenter()
+    return [t for t in (w.strip() for w in jieba.cut_for_search(_normal(text))) if _keep(t)]
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a query (precise-mode segmentation, normalized, deduplicated)."""
+    jieba = _segmenter()
+    words = [w.strip() for w in jieba.cut(_normal(text))]
+    return list(dict.fromkeys(w for w in words if _keep(w)))
+
+
+# --- Indexing -------------------------------------------------------------------------------------------
+
+
+def _document(snapshot: dict) -> Counter:
+    """Field-weighted token counts of a published snapshot."""
+    counts: Counter = Counter()
+    parts = {
+        "name": snapshot.get("name", ""),
+        "keywords": snapshot.get("keywords", ""),
+        "items": " ".join(item.get("name", "") for item in snapshot.get("items", [])),
+        "summary": snapshot.get("summary", ""),
+        "provider": snapshot.get("provider", {}).get("name", ""),
+        "classes": " ".join(node.get("name", "") for node in snapshot.get("classification", {}).get("path", [])),
+    }
+    for part, text in parts.items():
+        weight = FIELD_WEIGHTS[part]
+        for token in tokens(text):
+            counts[token] += weight
+    # The resource code is searchable as typed (101001001/000001) and by its two halves.
+    code = _normal(snapshot.get("code", ""))
+    for token in {code, *code.split("/")}:
+        if token and len(token) <= MAX_TOKEN:
+            counts[token] += FIELD_WEIGHTS["name"]
+    return Counter({token: min(weight, MAX_WEIGHT) for token, weight in counts.items()})
+
+
+def _entry_fields(resource: InformationResource, snapshot: dict) -> dict:
+    """The facet columns of a search entry, from the published snapshot."""
+    classification = snapshot.get("classification", {})
+    path = classification.get("path", [])
+    return {
+        "code": snapshot["code"],
+        "name": snapshot["name"][:200],
+        "provider_id": snapshot["provider"]["id"],
+        "class_category": classification.get("category", ""),
+        "class_item": path[1]["code"] if len(path) > 1 else (path[0]["code"] if path else ""),
+        "sharing_type": snapshot["sharing_type"],
+        "open_type": snapshot["open_type"],
+        "format": snapshot["format"],
+        "published_at": resource.published_version.published_at,
+    }
+
+
+def _adjust_terms(removed: Iterable[str], added: Iterable[str], docs_delta: int) -> None:
+    """Keep document frequencies (and the document count) in step with a changed entry."""
+    removed, added = list(removed), list(added)
+    if removed:
+        SearchTerm.objects.filter(token__in=removed).update(df=F("df") - 1)
+    if added:
+        SearchTerm.objects.bulk_create([SearchTerm(token=t, df=0) for t in added], ignore_conflicts=True)
+        SearchTerm.objects.filter(token__in=added).update(df=F("df") + 1)
+    if docs_delta:
+        SearchTerm.objects.bulk_create([SearchTerm(token=DOCS_KEY, df=0)], ignore_conflicts=True)
+        SearchTerm.objects.filter(token=DOCS_KEY).update(df=F("df") + docs_delta)
+
+
+def index_resource(resource: InformationResource) -> SearchEntry | None:
+    """(Re)build the search document of a resource from its published version; remove it when not visible."""
+    if resource.published_version_id is None or resource.status == InformationResource.Status.RETIRED:
+        unindex_resource(resource)
+        return None
+    snapshot = resource.published_version.snapshot
+    document = _document(snapshot)
+    with transaction.atomic():
+        entry = SearchEntry.objects.filter(resource=resource).first()
+        old: set[str] = set()
+        if entry is None:
+            entry = SearchEntry.objects.create(resource=resource, **_entry_fields(resource, snapshot))
+            docs_delta = 1
+        else:
+            for name, value in _entry_fields(resource, snapshot).items():
+                setattr(entry, name, value)
+            entry.save()
+            old = set(SearchToken.objects.filter(entry=entry).values_list("token", flat=True))
+            SearchToken.objects.filter(entry=entry).delete()
+            docs_delta = 0
+        SearchToken.objects.bulk_create(
+            [SearchToken(token=token, entry=entry, weight=weight) for token, weight in document.items()]
+        )
+        new = set(document)
+        _adjust_terms(old - new, new - old, docs_delta)
+    return entry
+
+
+def unindex_resource(resource: InformationResource) -> None:
+    """Remove a resource's search document (retired, or never published)."""
+    with transaction.atomic():
+        entry = SearchEntry.objects.filter(resource=resource).first()
+        if entry is None:
+            return
+        old = set(SearchToken.objects.filter(entry=entry).values_list("token", flat=True))
+        entry.delete()
+        _adjust_terms(old, (), -1)
+
+
+def rebuild_index(*, batch: int = 2000, progress=None) -> int:
+    """Rebuild every search document from the published versions (bulk: for imports, benchmarks, repairs)."""
+    visible = (
+        InformationResource.objects.filter(published_version__isnull=False)
+        .exclude(status=InformationResource.Status.RETIRED)
+        .select_related("published_version")
+        .order_by("pk")
+    )
+    done = 0
+    with transaction.atomic():
+        SearchToken.objects.all().delete()
+        SearchEntry.objects.all().delete()
+        SearchTerm.objects.all().delete()
+        chunk: list[InformationResource] = []
+
+        def flush() -> None:
+            entries = SearchEntry.objects.bulk_create(
+                [SearchEntry(resource=r, **_entry_fields(r, r.published_version.snapshot)) for r in chunk]
+            )
+            if any(e.pk is None for e in entries):  # backends without RETURNING on bulk insert
+                ids = dict(SearchEntry.objects.filter(resource__in=chunk).values_list("resource_id", "pk"))
+                for e in entries:
+                    e.pk = ids[e.resource_id]
+            postings = []
+            for resource, entry in zip(chunk, entries, strict=True):
+                for token, weight in _document(resource.published_version.snapshot).items():
+                    postings.append(SearchToken(token=token, entry_id=entry.pk, weight=weight))
+            SearchToken.objects.bulk_create(postings, batch_size=5000)
+
+        for resource in visible.iterator(chunk_size=batch):
+            chunk.append(resource)
+            if len(chunk) >= batch:
+                flush()
+                done += len(chunk)
+                chunk = []
+                if progress:
+                    progress(done)
+        if chunk:
+            flush()
+            done += len(chunk)
+            if progress:
+                progress(done)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {SearchTerm._meta.db_table} (token, df) "  # noqa: S608 - table names only
+                f"SELECT token, COUNT(*) FROM {SearchToken._meta.db_table} GROUP BY token"
+            )
+        SearchTerm.objects.create(token=DOCS_KEY, df=done)
+    return done
+
+
+# --- Querying -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchQuery:
+    """What to look for: text and facet filters (each a value; empty means no filter)."""
+
+    text: str = ""
+    provider: int | None = None
+    class_item: str = ""
+    category: str = ""
+    sharing_type: str = ""
+    open_type: str = ""
+    format: str = ""
+    public_only: bool = False  # only entries open to the public (无条件/有条件开放)
+    page: int = 1
+    page_size: int = 20
+
+    def filters(self) -> dict[str, object]:
+        """The selected filters as SearchEntry column → value."""
+        chosen = {
+            "provider_id": self.provider,
+            "class_item": self.class_item,
+            "class_category": self.category,
+            "sharing_type": self.sharing_type,
+            "open_type": self.open_type,
+            "format": self.format,
+        }
+        return {column: value for column, value in chosen.items() if value not in (None, "")}
+
+
+@dataclass
+class SearchResult:
+    """A page of ranked entries, the total, facet counts and the words the query was understood as."""
+
+    total: int
+    entries: list[SearchEntry]
+    scores: dict[int, float]
+    facets: dict[str, dict[str, int]]
+    words: list[str]
+    dropped: list[str] = field(default_factory=list)
+    page: int = 1
+    page_size: int = 20
+
+    @property
+    def pages(self) -> int:
+        """The number of pages."""
+        return max(1, math.ceil(self.total / self.page_size)) if self.page_size else 1
+
+
+def _term_stats(candidates: Iterable[str]) -> tuple[dict[str, int], int]:
+    """Document frequencies of the candidate tokens and the number of documents."""
+    wanted = list(dict.fromkeys(candidates))
+    rows = dict(SearchTerm.objects.filter(token__in=[*wanted, DOCS_KEY]).values_list("token", "df"))
+    docs = rows.pop(DOCS_KEY, 0)
+    return {t: df for t, df in rows.items() if df > 0}, docs
+
+
+def _plan(words: list[str]) -> tuple[list[str], dict[str, float], list[str]] | None:
+    """Required tokens and their idf for the query words; None when some word matches nothing."""
+    jieba = _segmenter()
+    fallbacks = {w: [t for t in (s.strip() for s in jieba.cut_for_search(w)) if _keep(t) and t != w] for w in words}
+    df, docs = _term_stats([*words, *(t for subs in fallbacks.values() for t in subs)])
+    required: list[str] = []
+    for word in words:
+        if word in df:
+            required.append(word)
+            continue
+        subs = [t for t in fallbacks[word] if len(t) > 1] or fallbacks[word]
+        if not subs or any(t not in df for t in subs):
+            return None
+        required.extend(subs)
+    required = list(dict.fromkeys(required))
+    dropped = []
+    if docs and len(required) > 1:
+        common = [t for t in required if df[t] > COMMON_SHARE * docs]
+        if len(common) < len(required):
+            dropped = common
+            required = [t for t in required if t not in common]
+    n = max(docs, 1)
+    idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in required}
+    return required, idf, dropped
+
+
+def _where(filters: dict[str, object], alias: str, *, public_only: bool = False) -> tuple[str, list]:
+    """SQL conditions and parameters for the selected filters on the entry table."""
+    clauses, params = [], []
+    for column, value in filters.items():
+        clauses.append(f"{alias}.{column} = %s")
+        params.append(value)
+    if public_only:
+        clauses.append(f"{alias}.open_type IN (%s, %s)")
+        params.extend(PUBLIC_OPEN_TYPES)
+    return (" AND " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _cube_to_facets(rows: Iterable[tuple]) -> tuple[int, dict[str, dict[str, int]]]:
+    """Marginal counts of each facet from the joint counts (provider, class, sharing, open, format, n)."""
+    facets: dict[str, Counter] = {name: Counter() for name in FACETS}
+    total = 0
+    for *values, count in rows:
+        total += count
+        for name, value in zip(FACETS, values, strict=True):
+            facets[name][str(value)] += count
+    return total, {name: dict(counter.most_common()) for name, counter in facets.items()}
+
+
+def search(query: SearchQuery) -> SearchResult:
+    """Ranked, faceted search of the published catalogue (see the module docstring)."""
+    entry_table = SearchEntry._meta.db_table
+    token_table = SearchToken._meta.db_table
+    page = max(1, query.page)
+    size = max(1, min(query.page_size, 100))
+    offset = (page - 1) * size
+    filters = query.filters()
+    where, where_params = _where(filters, "e", public_only=query.public_only)
+    cube_columns = "e.provider_id, e.class_item, e.sharing_type, e.open_type, e.format"
+    words = query_words(query.text)
+    if not words:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {cube_columns}, COUNT(*) FROM {entry_table} e WHERE 1=1{where} "  # noqa: S608
+                f"GROUP BY {cube_columns}",
+                where_params,
+            )
+            total, facets = _cube_to_facets(cursor.fetchall())
+            cursor.execute(
+                f"SELECT e.id FROM {entry_table} e WHERE 1=1{where} "  # noqa: S608
+                "ORDER BY e.published_at DESC, e.code LIMIT %s OFFSET %s",
+                [*where_params, size, offset],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        return SearchResult(total, _load(ids), {}, facets, [], [], page, size)
+    plan = _plan(words)
+    if plan is None:
+        return SearchResult(0, [], {}, {name: {} for name in FACETS}, words, [], page, size)
+    required, idf, dropped = plan
+    marks = ", ".join(["%s"] * len(required))
+    case = " ".join("WHEN %s THEN %s" for _ in required)
+    case_params = [p for t in required for p in (t, idf[t])]
+    # Postings of the required tokens, summed per entry; an entry must hold every required token.
+    hits = (
+        f"SELECT t.entry_id AS entry_id, SUM(t.weight * (CASE t.token {case} ELSE 0 END)) AS score "  # noqa: S608
+        f"FROM {token_table} t WHERE t.token IN ({marks}) GROUP BY t.entry_id HAVING COUNT(*) = %s"
+    )
+    hits_params = [*case_params, *required, len(required)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {cube_columns}, COUNT(*) FROM ({hits}) h JOIN {entry_table} e ON e.id = h.entry_id "  # noqa: S608
+            f"WHERE 1=1{where} GROUP BY {cube_columns}",
+            [*hits_params, *where_params],
+        )
+        total, facets = _cube_to_facets(cursor.fetchall())
+        cursor.execute(
+            f"SELECT e.id, h.score FROM ({hits}) h JOIN {entry_table} e ON e.id = h.entry_id "  # noqa: S608
+            f"WHERE 1=1{where} ORDER BY h.score DESC, e.code LIMIT %s OFFSET %s",
+            [*hits_params, *where_params, size, offset],
+        )
+        rows = cursor.fetchall()
+    scores = {entry_id: float(score) for entry_id, score in rows}
+    return SearchResult(total, _load(list(scores)), scores, facets, required, dropped, page, size)
+
+
+def _load(ids: list[int]) -> list[SearchEntry]:
+    """Search entries by id, in the given order, with their resource and provider."""
+    by_id = SearchEntry.objects.select_related("provider", "resource").in_bulk(ids)
+    return [by_id[i] for i in ids if i in by_id]
