@@ -210,6 +210,16 @@ def test_journal_lines_from_many_threads_all_reach_the_table(people, api_orgs):
     assert list(accesslog.journal_dir().glob("*.jsonl")) == []  # ingested files are removed
 
 
+def test_a_journal_file_is_copied_in_slices_all_in_one_transaction(people, api_orgs, monkeypatch, settings):
+    settings.ACCESS_JOURNAL_INGEST_PAUSE = 0
+    monkeypatch.setattr(accesslog, "INGEST_SLICE", 7)
+    assert accesslog.log_reads([entry(people, api_orgs, i % 3) for i in range(30)])
+    assert ingest() == 30
+    rows = AccessLog.objects.filter(purpose="journal")
+    assert rows.count() == 30 and sorted({row.reader for row in rows}) == ["system:t0", "system:t1", "system:t2"]
+    assert all(row.record_id == people[0].pk and row.fields == ["name"] for row in rows)
+
+
 def test_journal_file_is_ingested_once_and_incomplete_lines_skipped(people, api_orgs):
     accesslog.log_read(entry(people, api_orgs))
     accesslog.journal.close()
