@@ -7,19 +7,22 @@ Steps: create a fresh database on the ``--database-url`` server (dropped afterwa
 as the test suite does, so the benchmark does not depend on generated migration files); load N
 person records with ``services.bulk_create_records(validate=False)`` (the values are generated
 valid: resident ID numbers with correct check digits) and one API client; start the web server
-as ``dgov serve`` does (Granian, command line from :mod:`dgov.server`; 2 workers × 8 threads,
-DEBUG off, access log on as in production); then for each scenario warm up and measure for
+as ``dgov serve`` does (Granian's RSGI interface, command line from :mod:`dgov.server`; one worker
+process by default — on two cores shared with PostgreSQL, ``dgov worker`` and the load generator,
+a second web process adds some throughput but the processes preempt each other and the tail
+grows; DEBUG off, access log on as in production); then for each scenario warm up and measure for
 ``--seconds``:
 
 * ``GET  /api/v1/registries/data/bench.person/1/{uid}`` — read by record identifier (uid), answered
-  by the registry read fast path (ADR 0013);
+  by the registry read fast path on the server's event loop (ADR 0013);
 * the same read with the fast path switched off (``DGOV_REGISTRY_FAST_READ=0``, a second server):
   the full Django stack, the comparison the ratio is reported against;
 * ``POST /api/v1/registries/data/bench.person/1/read`` — read by the ID number in the body (Django).
 
 Each request is a full read: client authentication (HTTP Basic, HMAC-SM3), the record lookup,
 SM4 decryption of the personal fields, masking and one AccessLog row committed before the answer
-leaves (group commit on the fast path, one insert per request on the Django path). The load generator is
+leaves (a line in the access-log journal on the fast path, which ``dgov worker`` copies into the
+table while the reads run; one insert per request on the Django path). The load generator is
 ``wrk`` when installed (``--loader auto``), else a Python one (threads with keep-alive
 ``http.client`` connections); it runs on the same machine and takes CPU from the server.
 
@@ -319,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=2, help="web worker processes (default 2)")
-    parser.add_argument("--threads", type=int, default=8, help="application threads per worker (default 8)")
+    parser.add_argument("--workers", type=int, default=1, help="web worker processes (default 1)")
+    parser.add_argument("--threads", type=int, default=8, help="Django threads per worker (default 8)")
     parser.add_argument("--loader", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--keep", action="store_true", help="keep the database (printed) for another run")
     parser.add_argument("--reuse", metavar="NAME", help="measure a database kept by an earlier --keep run")
@@ -431,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     loaded = "" if args.reuse else (f" (loaded in {data['load_seconds']:.0f} s, "
                                      f"{data['n'] / data['load_seconds']:,.0f} rows/s)")
     print(f"\nregistry API, {data['n']:,} records on PostgreSQL{loaded}; {args.seconds:.0f} s per scenario, "
-          f"Granian {args.workers} workers × {args.threads} threads; load generator: {'wrk' if use_wrk else 'python'}; "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"Granian RSGI, {args.workers} worker(s), {args.threads} Django threads each; "
+          f"load generator: {'wrk' if use_wrk else 'python'}; load average {os.getloadavg()[0]:.1f}")
     rows = [
         [label, r["rps"], r["p50"], r["p95"], r["p99"], r["max"], r["errors"]]
         for label, r in results.items()
