@@ -26,6 +26,7 @@ ever answers 200, with a body equal to Django's. ``DGOV_REGISTRY_FAST_READ=0`` t
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -558,6 +559,8 @@ class AsyncReader:
         self._scheduled = False
         self._connection = None
         self._postgres: bool | None = None
+        self._writer = None
+        self._writer_pid = 0
 
     def wants(self, method: str, path: str) -> bool:
         """Whether a request with this method and (decoded) path may be a fast read."""
@@ -565,8 +568,6 @@ class AsyncReader:
 
     async def read(self, environ: dict, path: str, pool) -> bytes | None:
         """The answer's body, or None when Django must answer (``environ`` as for :meth:`RegistryReadFastPath.job`)."""
-        import asyncio
-
         from django.core.exceptions import SynchronousOnlyOperation
 
         loop = asyncio.get_running_loop()
@@ -589,8 +590,6 @@ class AsyncReader:
 
     async def _flush(self) -> None:
         """Read, render and journal every read waiting now; resolve each request's future."""
-        import asyncio
-
         await asyncio.sleep(0)  # the requests that arrived in the same turn join this batch
         batch, self._pending, self._scheduled = self._pending, [], False
         try:
@@ -631,9 +630,22 @@ class AsyncReader:
             bodies.append(None if answer is None else answer[0])
             if answer is not None:
                 entries.append(answer[1])
-        if entries and not accesslog.log_reads(entries):
+        # The journal is written on a thread of its own: a slow disk delays only the answers that
+        # wait for their line, never the loop that checks and reads the next requests.
+        if entries and not await asyncio.get_running_loop().run_in_executor(
+            self._journal_writer(), accesslog.log_reads, entries
+        ):
             return [None] * len(jobs)
         return bodies
+
+    def _journal_writer(self):
+        """This process's single journal-writing thread (made on first use, again after a fork)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._writer is None or self._writer_pid != os.getpid():
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="dgov-journal")
+            self._writer_pid = os.getpid()
+        return self._writer
 
     async def _connect(self):
         """The process's asynchronous connection (autocommit: every read sees the latest committed row)."""
@@ -656,5 +668,8 @@ class AsyncReader:
                 logger.debug("closing the fast path's connection failed", exc_info=True)
 
     async def close(self) -> None:
-        """Close the connection (server shutdown)."""
+        """Close the connection and stop the journal writer (server shutdown)."""
         await self._reset()
+        writer, self._writer = self._writer, None
+        if writer is not None and self._writer_pid == os.getpid():
+            writer.shutdown(wait=True)
