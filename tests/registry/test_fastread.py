@@ -220,6 +220,14 @@ def test_a_journal_file_is_copied_in_slices_all_in_one_transaction(people, api_o
     assert all(row.record_id == people[0].pk and row.fields == ["name"] for row in rows)
 
 
+def test_lines_written_after_an_ingested_file_closed_are_not_lost(people, api_orgs):
+    accesslog.log_read(entry(people, api_orgs))
+    assert ingest() == 1
+    accesslog.log_read(entry(people, api_orgs, 1))  # most likely within the same second
+    assert ingest() == 1
+    assert AccessLog.objects.filter(purpose="journal").count() == 2
+
+
 def test_journal_file_is_ingested_once_and_incomplete_lines_skipped(people, api_orgs):
     accesslog.log_read(entry(people, api_orgs))
     accesslog.journal.close()

@@ -173,10 +173,15 @@ class Journal:
                 os.close(current)
 
     def close(self) -> None:
-        """Sync and close every file of this process (tests, process exit)."""
+        """Sync and close every file of this process (tests, process exit).
+
+        Lines written afterwards go to a file with a new token in its name, even within the same
+        second: a closed file may already be ingested, and a name is ingested only once.
+        """
         with self._lock:
             if self._fd is not None and self._pid == os.getpid():
                 self._retired.append(self._fd)
+                self._token = secrets.token_hex(4)
             self._fd, self._second = None, -1
             self._dirty = False
         self.sync()
