@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "dgov.identity",
     "dgov.registry",
     "dgov.catalog",
+    "dgov.exchange",
     "dgov.oidc",
     "dgov.web",
 ]

@@ -1,0 +1,161 @@
+"""The data-service gateway (共享交换网关) at /api/v1/exchange/.
+
+=======  ===============================================  =========================================
+method   path                                             what
+=======  ===============================================  =========================================
+GET      ``/resources/{key}/records/{identifier}``        the granted items of one record
+POST     ``/resources/{key}/records/query``               the same, identifier in the body (preferred)
+POST     ``/resources/{key}/verify``                      a yes/no verification (核验) of one item
+GET      ``/log/{seq}/receipt``                           the signed receipt of one exchange
+=======  ===============================================  =========================================
+
+``{key}`` is the resource code with ``/`` written as ``-``; ``{identifier}`` is the value of the
+identifier field of the registry behind the resource's items (an ID number, a USCC …). Callers
+authenticate with a client-credentials access token of dgov's OIDC provider carrying the
+``exchange:call`` scope; the client's department is the consumer. Refusals are problem+json with a
+``code`` member (``no_grant``, ``grant_expired``, ``grant_revoked``, ``item_not_granted``,
+``rate_limited`` …) and the ``exchange_seq`` of the log entry that recorded them; messages never
+contain data. See docs/exchange.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from dgov.api.auth import bearer_auth
+from dgov.api.problems import problem_response
+from dgov.exchange import services
+from dgov.exchange.models import ExchangeLogEntry
+from dgov.kernel.observability import current_request_id
+
+router = Router(tags=["exchange"], auth=[bearer_auth])
+
+_SLUGS = {429: "too-many-requests", 400: "bad-request", 403: "forbidden", 404: "not-found"}
+
+
+def _code(key: str) -> str:
+    """The resource code of a URL key (``101001000-000001`` → ``101001000/000001``)."""
+    return key.replace("-", "/", 1) if "/" not in key else key
+
+
+def _refused(request: HttpRequest, exc: services.GatewayRefusal, identifier: str = "") -> HttpResponse:
+    """A gateway refusal as problem+json (429 with Retry-After); the identifier is cut out of ``instance``."""
+    headers = {"Retry-After": "1"} if exc.status == 429 else None
+    instance = request.path
+    if identifier:
+        instance = instance.replace(quote(identifier, safe=""), "-").replace(identifier, "-")
+    return problem_response(
+        request,
+        exc.status,
+        instance=instance,
+        detail=exc.message,
+        slug=_SLUGS.get(exc.status),
+        headers=headers,
+        code=exc.code,
+        exchange_seq=exc.seq,
+    )
+
+
+class ReadParams(Schema):
+    """Query of a read: optionally the items wanted (default: every granted item)."""
+
+    items: str = Field("", max_length=1000, description="逗号分隔的信息项代码；缺省为全部已授权信息项")
+
+
+class QueryIn(Schema):
+    """A read by the registry identifier in the body (keeps ID numbers out of URLs and server logs)."""
+
+    identifier: str = Field(..., min_length=1, max_length=64)
+    items: list[str] = Field(default_factory=list, max_length=200)
+
+
+class ExchangeRef(Schema):
+    """The exchange-log entry that recorded the call (for the receipt)."""
+
+    seq: int
+    hash: str
+
+
+class ReadOut(Schema):
+    """The granted items of one record."""
+
+    resource: str
+    record: str
+    items: dict[str, Any]
+    exchange: ExchangeRef
+
+
+class VerifyIn(Schema):
+    """A verification question: is ``item`` of the record with ``identifier`` ``op`` ``value``?"""
+
+    identifier: str = Field(..., min_length=1, max_length=64)
+    item: str = Field(..., min_length=1, max_length=64)
+    op: Literal["eq", "lt", "gt", "exists"]
+    value: str | int | float | bool | None = None
+
+
+class VerifyOut(Schema):
+    """The answer, without the value."""
+
+    result: bool
+    exchange: ExchangeRef
+
+
+def _request_id(request: HttpRequest) -> str:
+    """The id of this request (also in the logs and the X-Request-ID header)."""
+    return getattr(request, "request_id", None) or current_request_id()
+
+
+@router.post("/resources/{key}/records/query", response=ReadOut, summary="按标识查询已授权信息项")
+def query_record(request: HttpRequest, key: str, payload: QueryIn):
+    """As the GET read, with the identifier in the body (the recommended form for personal identifiers)."""
+    try:
+        return services.gateway_read(
+            request.auth, _code(key), payload.identifier, fields=payload.items or None, request_id=_request_id(request)
+        )
+    except services.GatewayRefusal as exc:
+        return _refused(request, exc)
+
+
+@router.get("/resources/{key}/records/{identifier}", response=ReadOut, summary="读取已授权信息项")
+def read_record(request: HttpRequest, key: str, identifier: str, params: Query[ReadParams]):
+    """Return the granted items of the record with this identifier (logged in the exchange log)."""
+    fields = [part.strip() for part in params.items.split(",") if part.strip()] or None
+    try:
+        return services.gateway_read(
+            request.auth, _code(key), identifier, fields=fields, request_id=_request_id(request)
+        )
+    except services.GatewayRefusal as exc:
+        return _refused(request, exc, identifier)
+
+
+@router.post("/resources/{key}/verify", response=VerifyOut, summary="核验（数据可用不可见）")
+def verify(request: HttpRequest, key: str, payload: VerifyIn):
+    """Answer a yes/no question about one granted item without returning its value (logged)."""
+    try:
+        return services.gateway_verify(
+            request.auth,
+            _code(key),
+            identifier=payload.identifier,
+            item=payload.item,
+            op=payload.op,
+            value=payload.value,
+            request_id=_request_id(request),
+        )
+    except services.GatewayRefusal as exc:
+        return _refused(request, exc)
+
+
+@router.get("/log/{seq}/receipt", summary="交换回执（SM2 签名）")
+def log_receipt(request: HttpRequest, seq: int):
+    """The signed receipt of an exchange, for its consumer or provider (others: 404)."""
+    entry = ExchangeLogEntry.objects.filter(seq=seq).first()
+    if entry is None or not services.can_see_entry(request.auth, entry):
+        return problem_response(request, 404, detail=gettext("交换记录不存在"))
+    return services.receipt(entry)

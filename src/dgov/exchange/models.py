@@ -1,0 +1,213 @@
+"""Sharing and exchange (共享交换): requests, per-item grants and the hash-chained exchange log.
+
+A consumer department asks for items of a published catalogue resource with a
+:class:`ShareRequest` (purpose, legal basis 法律依据, period). The decision — at once for
+无条件共享, by the provider for 有条件共享 within a working-day deadline, refused for 不予共享 —
+yields a :class:`Grant` that lists the granted items, each with its mode: ``full`` (the value is
+returned) or ``verify`` (核验 only: yes/no answers, the value never leaves). The gateway checks the
+live grants on every call and appends an :class:`ExchangeLogEntry` to an SM3 hash chain (head
+:class:`ExchangeLogHead`) with SM2-signed :class:`ExchangeCheckpoint` rows. The format of the chain
+and of the signed receipts is documented in ``dgov.exchange.log`` and docs/exchange.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from dgov.kernel.models.audit import AppendOnlyModel
+
+
+class ItemMode(models.TextChoices):
+    """How a granted item may be used."""
+
+    FULL = "full", _("获取数据")
+    VERIFY = "verify", _("仅核验")
+
+
+class ShareRequest(models.Model):
+    """A consumer department's request for items of a catalogue resource (共享申请)."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", _("待审批")
+        GRANTED = "granted", _("已授权")
+        REFUSED = "refused", _("已拒绝")
+        WITHDRAWN = "withdrawn", _("已撤回")
+
+    consumer = models.ForeignKey(
+        "kernel.Organization", verbose_name=_("申请部门"), on_delete=models.PROTECT, related_name="+"
+    )
+    resource = models.ForeignKey(
+        "catalog.InformationResource", verbose_name=_("信息资源"), on_delete=models.PROTECT, related_name="+"
+    )
+    # {item code: "full" | "verify"}
+    items = models.JSONField(_("申请信息项"), default=dict)
+    purpose = models.TextField(_("用途"))
+    legal_basis = models.TextField(_("法律依据"))
+    period_start = models.DateField(_("使用期限起"))
+    period_end = models.DateField(_("使用期限止"))
+    status = models.CharField(_("状态"), max_length=12, choices=Status.choices, default=Status.SUBMITTED, db_index=True)
+    sharing_type = models.CharField(_("适用共享类型"), max_length=16, help_text=_("所申请信息项中最严格的共享类型"))
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("申请人"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_at = models.DateTimeField(_("申请时间"))
+    due_on = models.DateField(_("审批期限"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("审批人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("审批时间"), null=True, blank=True)
+    reason = models.TextField(_("意见/原因"), blank=True)
+
+    class Meta:
+        verbose_name = _("共享申请")
+        verbose_name_plural = _("共享申请")
+        ordering = ["-submitted_at", "-id"]
+        indexes = [models.Index(fields=["resource", "status"], name="exchange_request_res_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.resource_id} → {self.consumer_id} ({self.status})"
+
+
+class Grant(models.Model):
+    """The consumer's right to items of a resource for a period (共享授权), per item with its mode."""
+
+    consumer = models.ForeignKey(
+        "kernel.Organization", verbose_name=_("使用部门"), on_delete=models.PROTECT, related_name="+"
+    )
+    resource = models.ForeignKey(
+        "catalog.InformationResource", verbose_name=_("信息资源"), on_delete=models.PROTECT, related_name="+"
+    )
+    request = models.OneToOneField(
+        ShareRequest, verbose_name=_("共享申请"), on_delete=models.PROTECT, related_name="grant"
+    )
+    # {item code: "full" | "verify"}
+    items = models.JSONField(_("授权信息项"), default=dict)
+    valid_from = models.DateTimeField(_("生效时间"))
+    valid_until = models.DateTimeField(_("失效时间"), db_index=True)
+    granted_at = models.DateTimeField(_("授权时间"))
+    revoked_at = models.DateTimeField(_("撤销时间"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("撤销人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoke_reason = models.TextField(_("撤销原因"), blank=True)
+    expired_at = models.DateTimeField(_("到期处理时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("共享授权")
+        verbose_name_plural = _("共享授权")
+        ordering = ["-granted_at", "-id"]
+        indexes = [models.Index(fields=["consumer", "resource"], name="exchange_grant_consumer_res")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.resource_id} → {self.consumer_id}"
+
+
+class ExchangeLogEntry(AppendOnlyModel):
+    """One gateway call (交换日志): who asked which items of which resource, for what, and the result.
+
+    Plain values rather than foreign keys, so the log outlives departments, clients and grants.
+    ``fields_json`` and ``records_json`` are canonical JSON text, hashed exactly as stored.
+    """
+
+    class Result(models.TextChoices):
+        OK = "ok", _("成功")
+        DENIED = "denied", _("拒绝")
+        ERROR = "error", _("错误")
+
+    seq = models.BigIntegerField(_("序号"), primary_key=True)
+    at = models.DateTimeField(_("时间"), db_index=True)
+    request_id = models.CharField(_("请求标识"), max_length=64, blank=True)
+    operation = models.CharField(_("操作"), max_length=16)
+    consumer_code = models.CharField(_("使用部门编码"), max_length=32, blank=True, db_index=True)
+    client_id = models.CharField(_("调用客户端"), max_length=64, blank=True)
+    provider_code = models.CharField(_("提供部门编码"), max_length=32, blank=True, db_index=True)
+    resource_code = models.CharField(_("信息资源代码"), max_length=40, blank=True)
+    fields_json = models.TextField(_("信息项"), default="[]")
+    purpose = models.CharField(_("用途"), max_length=255, blank=True)
+    records_json = models.TextField(_("记录标识"), default="[]")
+    result = models.CharField(_("结果"), max_length=8, choices=Result.choices)
+    code = models.CharField(_("结果代码"), max_length=32, blank=True)
+    status = models.PositiveSmallIntegerField(_("HTTP 状态"), default=200)
+    grant_id = models.BigIntegerField(_("授权编号"), null=True, blank=True)
+    prev_hash = models.CharField(_("前一条哈希"), max_length=64)
+    hash = models.CharField(_("SM3 哈希"), max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("交换日志")
+        verbose_name_plural = _("交换日志")
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.operation} {self.resource_code} {self.result}"
+
+    @property
+    def fields(self) -> list:
+        """The items the call asked for (parsed)."""
+        return json.loads(self.fields_json or "[]")
+
+    @property
+    def records(self) -> list:
+        """The uids of the records the call touched (parsed)."""
+        return json.loads(self.records_json or "[]")
+
+
+class ExchangeLogHead(models.Model):
+    """The single row holding the exchange chain's last seq and hash; writers lock it to append."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(_("最新序号"), default=0)
+    hash = models.CharField(_("最新哈希"), max_length=64)
+
+    class Meta:
+        verbose_name = _("交换日志链头")
+        verbose_name_plural = _("交换日志链头")
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.hash[:12]}"
+
+
+class ExchangeCheckpoint(AppendOnlyModel):
+    """An SM2-signed statement that exchange-log entry ``seq`` has ``hash``."""
+
+    seq = models.BigIntegerField(_("序号"), unique=True)
+    hash = models.CharField(_("SM3 哈希"), max_length=64)
+    created_at = models.DateTimeField(_("签名时间"))
+    kid = models.CharField(_("签名密钥标识"), max_length=64)
+    signature = models.TextField(_("SM2 签名（十六进制 DER）"))
+
+    class Meta:
+        verbose_name = _("交换日志检查点")
+        verbose_name_plural = _("交换日志检查点")
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.hash[:12]} ({self.kid})"
+
+
+class RateBucket(models.Model):
+    """A client's token bucket for the gateway's rate limit (shared by every web node through the database)."""
+
+    client_id = models.CharField(_("客户端"), max_length=64, primary_key=True)
+    tokens = models.FloatField(_("剩余令牌"))
+    updated_at = models.DateTimeField(_("更新时间"))
+
+    class Meta:
+        verbose_name = _("限流桶")
+        verbose_name_plural = _("限流桶")
+
+    def __str__(self) -> str:
+        return f"{self.client_id}: {self.tokens:.1f}"

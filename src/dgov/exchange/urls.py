@@ -1,0 +1,18 @@
+"""Officials' sharing and exchange pages under /workbench/exchange/."""
+
+from django.urls import path
+
+from dgov.exchange import views
+
+app_name = "exchange"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("new/<str:key>/", views.new_request, name="new"),
+    path("inbox/", views.inbox, name="inbox"),
+    path("requests/<int:pk>/decide/", views.decide, name="decide"),
+    path("requests/<int:pk>/withdraw/", views.withdraw, name="withdraw"),
+    path("grants/<int:pk>/revoke/", views.revoke, name="revoke"),
+    path("log/", views.log_search, name="log"),
+    path("log/<int:seq>/receipt.json", views.receipt, name="receipt"),
+]
