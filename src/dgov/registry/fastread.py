@@ -547,8 +547,9 @@ class AsyncReader:
     are warm; when one is not (Django refuses database calls on the loop), it runs on the
     server's thread pool. The reads waiting at each turn of the loop are read with one
     ``SELECT … uid = ANY(…)`` on the process's own asynchronous PostgreSQL connection, then
-    rendered and journaled together as :class:`ReadBatcher` does — no thread hand-over at all,
-    which is where the thread-per-request server spent a third of its time (ADR 0013). On another
+    rendered together as :class:`ReadBatcher` does and journaled by one writer thread — no thread
+    hand-over per request, which is where the thread-per-request server spent a third of its time
+    (ADR 0013). On another
     database the whole read runs on the thread pool. Anything that is not a plain success returns
     None, and the request goes to Django.
     """
@@ -561,6 +562,7 @@ class AsyncReader:
         self._postgres: bool | None = None
         self._writer = None
         self._writer_pid = 0
+        self._tasks: set = set()  # running batches (the loop keeps only weak references to tasks)
 
     def wants(self, method: str, path: str) -> bool:
         """Whether a request with this method and (decoded) path may be a fast read."""
@@ -585,7 +587,9 @@ class AsyncReader:
         self._pending.append((job, future))
         if not self._scheduled:
             self._scheduled = True
-            loop.create_task(self._flush())
+            task = loop.create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _flush(self) -> None:
