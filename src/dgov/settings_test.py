@@ -8,3 +8,6 @@ os.environ.setdefault("DGOV_DATA_DIR", tempfile.mkdtemp(prefix="dgov-test-"))
 os.environ.setdefault("DGOV_MASTER_KEY", "00112233445566778899aabbccddeeff")
 
 from dgov.settings import *  # noqa: E402,F403
+
+# Tests read log lines as they are written (pytest captures them per test): no buffering.
+LOGGING["handlers"]["console"]["flush_interval"] = 0  # noqa: F405
