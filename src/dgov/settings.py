@@ -281,7 +281,12 @@ REGISTRY_FAST_READ = env_bool("DGOV_REGISTRY_FAST_READ", True)
 # often and moved into AccessLog by `dgov worker` (ADR 0013).
 ACCESS_JOURNAL_SYNC_SECONDS = float(env("DGOV_ACCESS_JOURNAL_SYNC_SECONDS", "0.2") or 0.2)
 # Jobs `dgov worker` runs on every pass (at most once a second), as dotted paths.
-WORKER_PERIODIC_JOBS = ["dgov.registry.accesslog.ingest_journals"]
+WORKER_PERIODIC_JOBS = ["dgov.registry.accesslog.ingest_journals", "dgov.exchange.subscriptions.send_due"]
+# Exchange webhooks (docs/exchange.md): waits after each failed attempt (then dead), the HTTP timeout,
+# and how many failed attempts in a row pause a subscription.
+EXCHANGE_WEBHOOK_BACKOFF = [30, 120, 600, 3600, 21600]
+EXCHANGE_WEBHOOK_TIMEOUT = float(env("DGOV_EXCHANGE_WEBHOOK_TIMEOUT", "10") or 10)
+EXCHANGE_WEBHOOK_PAUSE_AFTER = int(env("DGOV_EXCHANGE_WEBHOOK_PAUSE_AFTER", "10") or 10)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from dgov.exchange.models import ExchangeCheckpoint, ExchangeLogEntry, Grant, ShareRequest
+from dgov.exchange.models import Delivery, ExchangeCheckpoint, ExchangeLogEntry, Grant, ShareRequest, Subscription
 
 
 @admin.register(ShareRequest)
@@ -62,3 +62,27 @@ class ExchangeCheckpointAdmin(ExchangeLogEntryAdmin):
 
     list_display = ("seq", "hash", "created_at", "kid")
     list_filter = ()
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    """Change subscriptions, read-only (consumers manage them on the workbench or through the API)."""
+
+    list_display = ("id", "resource", "consumer", "callback_url", "status", "consecutive_failures", "created_at")
+    list_filter = ("status",)
+
+    def has_change_permission(self, request, obj=None):
+        """State changes go through the services (audited)."""
+        return False
+
+    def has_add_permission(self, request):
+        """Subscriptions need a live grant, checked by the services."""
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(SubscriptionAdmin):
+    """Webhook deliveries, read-only."""
+
+    list_display = ("uid", "subscription", "event_type", "state", "attempts", "last_status_code", "created_at")
+    list_filter = ("state", "event_type")

@@ -211,3 +211,92 @@ class RateBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id}: {self.tokens:.1f}"
+
+
+class Subscription(models.Model):
+    """A consumer department's subscription to changes of a resource (订阅), delivered as SM2-signed webhooks.
+
+    Deliveries carry identifiers and the kind of change only (record uid, changed item codes among
+    the granted ones), never values: the consumer reads values through the gateway, where the
+    grant is checked and the read logged. ``grant`` is the grant that authorized the subscription;
+    every event and every send re-checks the consumer's *live* grants on the resource.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("生效")
+        PAUSED = "paused", _("已暂停")
+        ENDED = "ended", _("已终止")
+
+    consumer = models.ForeignKey(
+        "kernel.Organization", verbose_name=_("订阅部门"), on_delete=models.PROTECT, related_name="+"
+    )
+    resource = models.ForeignKey(
+        "catalog.InformationResource", verbose_name=_("信息资源"), on_delete=models.PROTECT, related_name="+"
+    )
+    grant = models.ForeignKey(
+        Grant, verbose_name=_("依据的共享授权"), on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    # The registry the resource's items are linked to (the worker's match on record events).
+    registry_code = models.CharField(_("信息库编码"), max_length=64)
+    callback_url = models.URLField(_("回调地址"), max_length=1000)
+    description = models.CharField(_("说明"), max_length=200, blank=True)
+    status = models.CharField(_("状态"), max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.CharField(_("状态原因"), max_length=300, blank=True)
+    consecutive_failures = models.PositiveIntegerField(_("连续失败次数"), default=0)
+    created_by = models.CharField(_("创建人"), max_length=150)
+    created_at = models.DateTimeField(_("创建时间"))
+    updated_at = models.DateTimeField(_("更新时间"))
+
+    class Meta:
+        verbose_name = _("变更订阅")
+        verbose_name_plural = _("变更订阅")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["registry_code", "status"], name="exchange_sub_registry_status"),
+            models.Index(fields=["consumer", "status"], name="exchange_sub_consumer_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.resource_id} → {self.consumer_id} ({self.status})"
+
+
+class Delivery(models.Model):
+    """One webhook of a subscription (推送记录): the signed payload, its attempts and their outcome."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("待推送")
+        DELIVERED = "delivered", _("已送达")
+        FAILED = "failed", _("失败待重试")
+        DEAD = "dead", _("已放弃")
+
+    uid = models.UUIDField(_("推送标识"), unique=True, editable=False)
+    subscription = models.ForeignKey(
+        Subscription, verbose_name=_("订阅"), on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_id = models.BigIntegerField(_("事件编号"))
+    event_type = models.CharField(_("变更类型"), max_length=32)
+    # The webhook body without the per-attempt parts; never personal values.
+    payload = models.JSONField(_("推送内容"), default=dict)
+    state = models.CharField(_("状态"), max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    next_attempt_at = models.DateTimeField(_("下次推送时间"), null=True, blank=True)
+    last_attempt_at = models.DateTimeField(_("最近推送时间"), null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(_("最近 HTTP 状态"), null=True, blank=True)
+    last_error = models.CharField(_("最近错误"), max_length=300, blank=True)
+    delivered_at = models.DateTimeField(_("送达时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"))
+
+    class Meta:
+        verbose_name = _("推送记录")
+        verbose_name_plural = _("推送记录")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "event_id"], name="exchange_delivery_sub_event_uniq")
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="exchange_delivery_due"),
+            models.Index(fields=["subscription", "state", "created_at"], name="exchange_delivery_search"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.uid} {self.event_type} ({self.state})"

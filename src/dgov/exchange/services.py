@@ -32,11 +32,13 @@ Gateway (:func:`gateway_read`, :func:`gateway_verify`)
 from __future__ import annotations
 
 import datetime
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
@@ -62,12 +64,17 @@ __all__ = [
     "can_see_entry",
     "daily_counts",
     "expire_grants",
+    "client_department",
     "gateway_read",
+    "gateway_read_many",
     "gateway_verify",
     "grant_state",
     "grants_of",
     "live_grant_items",
+    "max_records",
+    "max_response_bytes",
     "log_entries_for",
+    "log_enabled",
     "log_exchange",
     "receipt",
     "refuse",
@@ -491,6 +498,41 @@ def take_token(client_id: str, *, now: datetime.datetime | None = None) -> bool:
     return allowed
 
 
+# --- Gateway settings -----------------------------------------------------------------------------
+
+
+def log_enabled() -> bool:
+    """Whether gateway calls are written to the exchange log: always, unless a benchmark turns it off.
+
+    ``EXCHANGE_LOG_ENABLED = False`` is honoured only together with ``EXCHANGE_BENCHMARK = True``
+    (set by bench/bench_exchange_gateway.py's settings, never by the environment); otherwise it is
+    ignored and the system check ``exchange.E001`` reports the misconfiguration.
+    """
+    if getattr(settings, "EXCHANGE_LOG_ENABLED", True):
+        return True
+    return not bool(getattr(settings, "EXCHANGE_BENCHMARK", False))
+
+
+def max_response_bytes() -> int:
+    """The largest gateway answer served (``EXCHANGE_MAX_RESPONSE_BYTES``, default 1 MiB)."""
+    return int(getattr(settings, "EXCHANGE_MAX_RESPONSE_BYTES", 1024 * 1024))
+
+
+def max_records() -> int:
+    """The most records one batch query may ask for (``EXCHANGE_MAX_RECORDS``, default 100)."""
+    return int(getattr(settings, "EXCHANGE_MAX_RECORDS", 100))
+
+
+def _answer_size(answer: dict) -> int:
+    """The size in bytes of an answer as the API renders it (JSON with non-ASCII characters escaped)."""
+    return len(json.dumps(answer, cls=DjangoJSONEncoder).encode("ascii"))
+
+
+def _exchange_ref(entry: ExchangeLogEntry | None) -> dict | None:
+    """The ``exchange`` member of an answer: the log entry's seq and hash (None when not logged)."""
+    return None if entry is None else {"seq": entry.seq, "hash": entry.hash}
+
+
 # --- Gateway --------------------------------------------------------------------------------------
 
 
@@ -517,8 +559,10 @@ class _Call:
     fields: list[str] = field(default_factory=list)
     grant_id: int | None = None
 
-    def log(self, result: str, *, code: str = "", status: int = 200, records=()) -> ExchangeLogEntry:
-        """Append this call to the exchange log."""
+    def log(self, result: str, *, code: str = "", status: int = 200, records=()) -> ExchangeLogEntry | None:
+        """Append this call to the exchange log (None when the log is turned off for a benchmark)."""
+        if not log_enabled():
+            return None
         return log.append(
             operation=self.operation,
             result=result,
@@ -538,7 +582,7 @@ class _Call:
     def refuse(self, status: int, code: str, message: str, result: str = "denied") -> GatewayRefusal:
         """Log the refusal and return the exception to raise."""
         entry = self.log(result, code=code, status=status)
-        return GatewayRefusal(status, code, message, seq=entry.seq)
+        return GatewayRefusal(status, code, message, seq=entry.seq if entry is not None else None)
 
 
 @dataclass
@@ -596,41 +640,103 @@ def _find(call: _Call, target: _Target, identifier: str):
         raise call.refuse(404, "no_data_service", _("该信息资源不提供接口数据服务"), result="error") from None
 
 
-def gateway_read(principal, resource_code: str, identifier: str, *, fields=None, request_id: str = "") -> dict:
-    """Serve the granted items of one record to a client; log it (exchange log and registry access log)."""
-    call = _Call(principal, "read", resource_code, request_id)
-    requested = sorted(set(fields)) if fields else []
-    target = _check_call(call, requested)
+def _servable(call: _Call, target: _Target, requested: list[str]) -> list[str]:
+    """The items a read serves: the requested ones (all must be granted ``full``) or every granted ``full`` item."""
     servable = sorted(c for c, m in target.granted.items() if m == ItemMode.FULL and c in target.items)
     if requested:
         if any(code not in servable for code in requested):
             raise call.refuse(403, "item_not_granted", _("所请求的信息项未获授权"))
-        served = requested
-    else:
-        served = servable
-        if not served:
-            raise call.refuse(403, "item_not_granted", _("所请求的信息项未获授权"))
+        return requested
+    if not servable:
+        raise call.refuse(403, "item_not_granted", _("所请求的信息项未获授权"))
+    return servable
+
+
+def _too_large(call: _Call) -> GatewayRefusal:
+    """Log and return the refusal of an answer over the size or record limit (422, ``too_large``)."""
+    return call.refuse(422, "too_large", _("应答超出共享交换网关的大小限制，请减少信息项或记录数"))
+
+
+def _serve(call: _Call, target: _Target, served: list[str], records: list, answer: dict, *, channel="exchange"):
+    """Check the answer's size, then log the call and the registry reads in one transaction; fill ``exchange``."""
+    answer["exchange"] = {"seq": 0, "hash": "0" * 64}  # the size of the real reference
+    if _answer_size(answer) > max_response_bytes():
+        raise _too_large(call)
+    with transaction.atomic():
+        entry = call.log("ok", status=200, records=[str(record.uid) for record in records])
+        if records:
+            registry_services.log_reads(
+                records,
+                actor=call.principal,
+                purpose=call.purpose,
+                channel=channel,
+                fields=[target.items[code]["registry_field"] for code in served],
+            )
+    answer["exchange"] = _exchange_ref(entry)
+    return answer
+
+
+def gateway_read(principal, resource_code: str, identifier: str, *, fields=None, request_id: str = "") -> dict:
+    """Serve the granted items of one record to a client; log it (exchange log and registry access log).
+
+    An answer larger than ``EXCHANGE_MAX_RESPONSE_BYTES`` is refused (422 ``too_large``) and logged.
+    """
+    call = _Call(principal, "read", resource_code, request_id)
+    requested = sorted(set(fields)) if fields else []
+    target = _check_call(call, requested)
+    served = _servable(call, target, requested)
     call.fields = served
     record = _find(call, target, identifier)
     if record is None:
         raise call.refuse(404, "record_not_found", _("未找到对应记录"), result="error")
     values = registry_services.record_values_now(record)
     out = {code: values.get(target.items[code]["registry_field"]) for code in served}
-    with transaction.atomic():
-        entry = call.log("ok", status=200, records=[str(record.uid)])
-        registry_services.log_reads(
-            [record],
-            actor=principal,
-            purpose=call.purpose,
-            channel="exchange",
-            fields=[target.items[code]["registry_field"] for code in served],
+    answer = {"resource": target.resource.code, "record": str(record.uid), "items": out}
+    return _serve(call, target, served, [record], answer)
+
+
+def gateway_read_many(
+    principal, resource_code: str, identifiers: list[str], *, fields=None, request_id: str = ""
+) -> dict:
+    """Serve the granted items of several records (in the order asked; ``null`` where none exists); one log entry.
+
+    More than ``EXCHANGE_MAX_RECORDS`` identifiers, or an answer larger than
+    ``EXCHANGE_MAX_RESPONSE_BYTES``, is refused (422 ``too_large``) and logged.
+    """
+    call = _Call(principal, "read", resource_code, request_id)
+    requested = sorted(set(fields)) if fields else []
+    target = _check_call(call, requested)
+    served = _servable(call, target, requested)
+    call.fields = served
+    if len(identifiers) > max_records():
+        raise _too_large(call)
+    rows, found = [], []
+    for identifier in identifiers:
+        record = _find(call, target, identifier)
+        if record is None:
+            rows.append(None)
+            continue
+        values = registry_services.record_values_now(record)
+        rows.append(
+            {"record": str(record.uid), "items": {c: values.get(target.items[c]["registry_field"]) for c in served}}
         )
-    return {
-        "resource": target.resource.code,
-        "record": str(record.uid),
-        "items": out,
-        "exchange": {"seq": entry.seq, "hash": entry.hash},
-    }
+        found.append(record)
+    answer = {"resource": target.resource.code, "records": rows}
+    return _serve(call, target, served, found, answer)
+
+
+def client_department(principal) -> Organization:
+    """The consumer department of a discovery call: a client-credentials client with ``exchange:call``.
+
+    Refusals raise :class:`GatewayRefusal` (403) without a log entry: discovery returns catalogue
+    metadata only and is not an exchange of data.
+    """
+    department = department_of(principal)
+    if not getattr(principal, "client_id", "") or department is None or getattr(principal, "scopes", None) is None:
+        raise GatewayRefusal(403, "client_token_required", _("共享交换网关只接受部门应用的客户端凭证令牌"))
+    if SCOPE not in principal.scopes:
+        raise GatewayRefusal(403, "scope_missing", _("当前凭证没有 %(scope)s 权限范围") % {"scope": SCOPE})
+    return department
 
 
 def _comparable(definition, raw):
@@ -672,27 +778,25 @@ def gateway_verify(
             raise call.refuse(400, "bad_value", _("核验值格式不正确"), result="error")
     record = _find(call, target, identifier)
     if record is None:
+        return {"result": False, "exchange": _exchange_ref(call.log("ok", code="no_record"))}
+    stored = registry_services.record_values_now(record).get(registry_field)
+    try:
+        current = _comparable(definition, stored)
+    except (ValueError, InvalidOperation):
+        current = None
+    if op == "exists":
+        answer = current not in (None, "", [], {})
+    elif current is None:
         answer = False
-        entry = call.log("ok", code="no_record")
+    elif op == "eq":
+        answer = current == given
+    elif op == "lt":
+        answer = current < given
     else:
-        stored = registry_services.record_values_now(record).get(registry_field)
-        try:
-            current = _comparable(definition, stored)
-        except (ValueError, InvalidOperation):
-            current = None
-        if op == "exists":
-            answer = current not in (None, "", [], {})
-        elif current is None:
-            answer = False
-        elif op == "eq":
-            answer = current == given
-        elif op == "lt":
-            answer = current < given
-        else:
-            answer = current > given
-        with transaction.atomic():
-            entry = call.log("ok", records=[str(record.uid)])
-            registry_services.log_reads(
-                [record], actor=principal, purpose=call.purpose, channel="exchange-verify", fields=[registry_field]
-            )
-    return {"result": bool(answer), "exchange": {"seq": entry.seq, "hash": entry.hash}}
+        answer = current > given
+    with transaction.atomic():
+        entry = call.log("ok", records=[str(record.uid)])
+        registry_services.log_reads(
+            [record], actor=principal, purpose=call.purpose, channel="exchange-verify", fields=[registry_field]
+        )
+    return {"result": bool(answer), "exchange": _exchange_ref(entry)}

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dgov.exchange import views
+from dgov.exchange import subscription_views, views
 
 app_name = "exchange"
 
@@ -15,4 +15,8 @@ urlpatterns = [
     path("grants/<int:pk>/revoke/", views.revoke, name="revoke"),
     path("log/", views.log_search, name="log"),
     path("log/<int:seq>/receipt.json", views.receipt, name="receipt"),
+    path("subscriptions/", subscription_views.index, name="subscriptions"),
+    path("subscriptions/<int:pk>/", subscription_views.detail, name="subscription"),
+    path("subscriptions/<int:pk>/change/", subscription_views.change, name="subscription_change"),
+    path("subscriptions/<int:pk>/deliveries/<str:uid>/retry/", subscription_views.retry, name="delivery_retry"),
 ]
