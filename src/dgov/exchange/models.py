@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from dgov.kernel.models.audit import AppendOnlyModel
+from dgov.kernel.models.audit import AppendOnlyModel, ChainCheckpoint, ChainHead
 
 
 class ItemMode(models.TextChoices):
@@ -165,37 +165,20 @@ class ExchangeLogEntry(AppendOnlyModel):
         return json.loads(self.records_json or "[]")
 
 
-class ExchangeLogHead(models.Model):
-    """The single row holding the exchange chain's last seq and hash; writers lock it to append."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    seq = models.BigIntegerField(_("最新序号"), default=0)
-    hash = models.CharField(_("最新哈希"), max_length=64)
+class ExchangeLogHead(ChainHead):
+    """The exchange log's head row; writers lock it to append."""
 
     class Meta:
         verbose_name = _("交换日志链头")
         verbose_name_plural = _("交换日志链头")
 
-    def __str__(self) -> str:
-        return f"#{self.seq} {self.hash[:12]}"
 
-
-class ExchangeCheckpoint(AppendOnlyModel):
+class ExchangeCheckpoint(ChainCheckpoint):
     """An SM2-signed statement that exchange-log entry ``seq`` has ``hash``."""
 
-    seq = models.BigIntegerField(_("序号"), unique=True)
-    hash = models.CharField(_("SM3 哈希"), max_length=64)
-    created_at = models.DateTimeField(_("签名时间"))
-    kid = models.CharField(_("签名密钥标识"), max_length=64)
-    signature = models.TextField(_("SM2 签名（十六进制 DER）"))
-
-    class Meta:
+    class Meta(ChainCheckpoint.Meta):
         verbose_name = _("交换日志检查点")
         verbose_name_plural = _("交换日志检查点")
-        ordering = ["-seq"]
-
-    def __str__(self) -> str:
-        return f"#{self.seq} {self.hash[:12]} ({self.kid})"
 
 
 class RateBucket(models.Model):

@@ -110,23 +110,28 @@ class AuditRecord(AppendOnlyModel):
         return json.loads(self.detail_json or "{}")
 
 
-class AuditHead(models.Model):
-    """The single row holding the chain's last sequence number and hash; writers lock it to append."""
+class ChainHead(models.Model):
+    """The single row holding a hash chain's last sequence number and hash; writers lock it to append.
+
+    Abstract: the audit chain (:class:`AuditHead`) and the exchange log have one each.
+    """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(_("最新序号"), default=0)
     hash = models.CharField(_("最新哈希"), max_length=64)
 
     class Meta:
-        verbose_name = _("审计链头")
-        verbose_name_plural = _("审计链头")
+        abstract = True
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.hash[:12]}"
 
 
-class AuditCheckpoint(AppendOnlyModel):
-    """An SM2-signed statement that the audit record at ``seq`` has ``hash`` (detects a cut-off tail)."""
+class ChainCheckpoint(AppendOnlyModel):
+    """An SM2-signed statement that a hash chain's entry ``seq`` has ``hash`` (detects a cut-off tail).
+
+    Abstract: the audit chain (:class:`AuditCheckpoint`) and the exchange log have their own.
+    """
 
     seq = models.BigIntegerField(_("序号"), unique=True)
     hash = models.CharField(_("SM3 哈希"), max_length=64)
@@ -135,9 +140,24 @@ class AuditCheckpoint(AppendOnlyModel):
     signature = models.TextField(_("SM2 签名（十六进制 DER）"))
 
     class Meta:
-        verbose_name = _("审计检查点")
-        verbose_name_plural = _("审计检查点")
+        abstract = True
         ordering = ["-seq"]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.hash[:12]} ({self.kid})"
+
+
+class AuditHead(ChainHead):
+    """The audit chain's head row."""
+
+    class Meta:
+        verbose_name = _("审计链头")
+        verbose_name_plural = _("审计链头")
+
+
+class AuditCheckpoint(ChainCheckpoint):
+    """An SM2-signed statement that the audit record at ``seq`` has ``hash``."""
+
+    class Meta(ChainCheckpoint.Meta):
+        verbose_name = _("审计检查点")
+        verbose_name_plural = _("审计检查点")
