@@ -13,13 +13,18 @@ counts and the page of results — what the API and the page call):
   broad queries (信息), queries that match nothing, and browsing without a query.
 
 Run: ``.venv/bin/python bench/bench_catalog_search.py [--n 100000] [--queries 2000]
-[--database-url postgres://…]``; a quick smoke: ``--n 2000 --queries 200``.
+[--database-url postgres://…]``; a quick smoke: ``--n 2000 --queries 200``. With ``--reuse DIR``
+the database is kept (SQLite: in ``DIR``; PostgreSQL: a database named after ``DIR``, dropped by
+hand) and a later run with the same ``--n``, ``--departments``, ``--seed`` and server skips the
+build; ``--dump FILE`` writes every query's results (ids, scores, total,
+facets) as JSON lines, to check that a change keeps results identical.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import random
 import shutil
@@ -143,7 +148,12 @@ QUERIES_TWO = ("企业 年报", "社会保险 缴费", "机动车 检验", "医�
 QUERIES_NONE = ("航天器发射", "量子通信")
 
 
-def setup_database(workdir: str, database_url: str):
+def reuse_name(workdir: str) -> str:
+    """The PostgreSQL database kept for ``--reuse DIR``."""
+    return "dgov_bench_catalog_" + "".join(c if c.isalnum() else "_" for c in os.path.basename(workdir.rstrip("/")))
+
+
+def setup_database(workdir: str, database_url: str, *, keep: bool = False):
     """Point Django at a fresh database, build the tables from the models; returns a cleanup callable."""
     os.environ["DGOV_DATA_DIR"] = workdir
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dgov.settings")
@@ -153,12 +163,15 @@ def setup_database(workdir: str, database_url: str):
 
         parts = urlsplit(database_url)
         maintenance = urlunsplit(parts._replace(path="/postgres"))
-        name = f"dgov_bench_catalog_{os.getpid()}"
+        name = reuse_name(workdir) if keep else f"dgov_bench_catalog_{os.getpid()}"
         with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
         os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{name}"))
 
         def dropper():
+            if keep:
+                return
             from django.db import connections
 
             connections.close_all()
@@ -383,35 +396,84 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--database-url", default="", help="PostgreSQL server URL (a fresh database is made)")
+    parser.add_argument(
+        "--reuse", default="", help="keep the database (SQLite: in DIR; PostgreSQL: named after DIR) and reuse it"
+    )
+    parser.add_argument("--dump", default="", help="write each query's results as JSON lines to this file")
+    parser.add_argument("--no-cache", action="store_true", help="turn the per-generation result cache off")
     args = parser.parse_args(argv)
-    workdir = tempfile.mkdtemp(prefix="dgov-bench-catalog-")
+    workdir = args.reuse or tempfile.mkdtemp(prefix="dgov-bench-catalog-")
+    marker = os.path.join(workdir, "bench-catalog.json") if args.reuse else ""
+    signature = {"n": args.n, "departments": args.departments, "seed": args.seed, "database": args.database_url}
+    reused = False
+    if marker and os.path.exists(marker):
+        with open(marker) as f:
+            reused = json.load(f) == signature
+        if not reused:
+            parser.error(f"{workdir} holds a database built with other options; remove it first")
+    elif args.reuse:
+        os.makedirs(workdir, exist_ok=True)
+        if os.path.exists(os.path.join(workdir, "dgov.sqlite3")) and not args.database_url:
+            parser.error(f"{workdir} holds an unfinished database; remove it first")
     dropper = None
     try:
-        dropper = setup_database(workdir, args.database_url)
+        if reused:
+            os.environ["DGOV_DATA_DIR"] = workdir
+            if args.database_url:
+                parts = urlsplit(args.database_url)
+                os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{reuse_name(workdir)}"))
+            else:
+                os.environ.pop("DATABASE_URL", None)
+            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dgov.settings")
+            import django
+
+            django.setup()
+        else:
+            dropper = setup_database(workdir, args.database_url, keep=bool(args.reuse))
         from common import table
 
         from dgov.catalog import search
         from dgov.kernel.models import Organization
 
         t0 = time.perf_counter()
-        load(args.n, args.departments, args.seed)
+        if not reused:
+            load(args.n, args.departments, args.seed)
+            if marker:
+                with open(marker, "w") as f:
+                    json.dump(signature, f)
         load_seconds = time.perf_counter() - t0
+        if args.no_cache:
+            from django.conf import settings
+
+            settings.CATALOG_SEARCH_CACHE_POSTINGS = None
         orgs = list(Organization.objects.values_list("pk", flat=True))
         mix = query_mix(args.queries, orgs, args.seed)
         for _kind, params in mix[:50]:  # warm-up: jieba's dictionary, caches, query plans
             search.search(search.SearchQuery(**params))
         timings: dict[str, list[float]] = {}
         totals = []
+        dump = open(args.dump, "w") if args.dump else None  # noqa: SIM115 - closed below
         for kind, params in mix:
             start = time.perf_counter()
-            search.search(search.SearchQuery(**params))
+            result = search.search(search.SearchQuery(**params))
             elapsed = (time.perf_counter() - start) * 1000
             timings.setdefault(kind, []).append(elapsed)
             totals.append(elapsed)
+            if dump:
+                record = {
+                    "query": params,
+                    "total": result.total,
+                    "ids": [e.pk for e in result.entries],
+                    "scores": {str(k): round(v, 9) for k, v in result.scores.items()},
+                    "facets": result.facets,
+                }
+                dump.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        if dump:
+            dump.close()
         backend = "PostgreSQL" if args.database_url else "SQLite"
-        print(
-            f"catalogue search, {args.n:,} published entries on {backend} (loaded and indexed in {load_seconds:.0f} s)"
-        )
+        built = "reused" if reused else f"loaded and indexed in {load_seconds:.0f} s"
+        built += ", result cache off" if args.no_cache else ""
+        print(f"catalogue search, {args.n:,} published entries on {backend} ({built})")
         rows = [
             (kind, len(values), round(statistics.median(values), 2), round(percentile(values, 95), 2))
             for kind, values in sorted(timings.items())
@@ -421,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if dropper is not None:
             dropper()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not args.reuse:
+            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -112,8 +112,77 @@ def test_index_follows_revisions_and_retirement(users, published, resource_data)
     docs = SearchTerm.objects.get(token=search.DOCS_KEY).df
     assert docs == SearchEntry.objects.count() == 3
     # Document frequencies equal a recount, and a full rebuild gives the same index.
-    for term in SearchTerm.objects.exclude(token=search.DOCS_KEY):
+    for term in SearchTerm.objects.exclude(token__in=[search.DOCS_KEY, search.GENERATION_KEY]):
         assert term.df == SearchToken.objects.filter(token=term.token).count(), term.token
     before = sorted(SearchToken.objects.values_list("token", "weight"))
     assert search.rebuild_index() == 3
     assert sorted(SearchToken.objects.values_list("token", "weight")) == before
+
+
+def _shown(result):
+    """Everything a reader sees of a result: entries, scores, total, facets (with their order), words."""
+    return (
+        [(entry.code, result.scores.get(entry.pk)) for entry in result.entries],
+        result.total,
+        {name: list(counts.items()) for name, counts in result.facets.items()},
+        result.words,
+        result.dropped,
+    )
+
+
+QUERIES = [
+    {},
+    {"text": "信息"},
+    {"text": "营业执照"},
+    {"text": "信息", "sharing_type": "conditional"},
+    {"text": "社会组织 登记"},
+    {"public_only": True},
+    {"text": "信息", "page": 2, "page_size": 2},
+]
+
+
+def _all_shown():
+    return [_shown(search.search(search.SearchQuery(**params))) for params in QUERIES]
+
+
+def test_cached_results_equal_computed_results(published, settings, django_assert_max_num_queries):
+    settings.CATALOG_SEARCH_CACHE_POSTINGS = None
+    computed = _all_shown()
+    settings.CATALOG_SEARCH_CACHE_POSTINGS = 0  # cache every query
+    assert _all_shown() == computed  # first round fills the cache
+    with django_assert_max_num_queries(2):  # term statistics + the page's entries: counts and ranking cached
+        search.search(search.SearchQuery(text="信息"))
+    assert _all_shown() == computed
+
+
+def test_cache_follows_publication_and_retirement(users, published, make_entry, settings):
+    settings.CATALOG_SEARCH_CACHE_POSTINGS = 0
+    before = _all_shown()
+    generation = search.generation()
+    added = make_entry(
+        users["mz"], name="社会组织年检信息", cls="102002", items=FREE, publish_by=users["dsj"], summary="年检结果。"
+    )
+    assert search.generation() != generation
+    after = _all_shown()
+    assert after != before
+    browse = search.search(search.SearchQuery())
+    assert browse.total == 5 and added.code in codes(browse)
+    assert search.search(search.SearchQuery(text="信息")).facets["provider"][str(added.provider_id)] == 2
+    settings.CATALOG_SEARCH_CACHE_POSTINGS = None
+    assert _all_shown() == after  # exactly what a fresh computation gives
+
+    settings.CATALOG_SEARCH_CACHE_POSTINGS = 0
+    services.retire(added, actor=users["dsj"], reason="测试停用")
+    assert added.code not in codes(search.search(search.SearchQuery()))
+    assert _all_shown() == before
+
+
+def test_rebuild_starts_a_new_generation(published, settings):
+    settings.CATALOG_SEARCH_CACHE_POSTINGS = 0
+    result = _all_shown()
+    generation = search.generation()
+    SearchEntry.objects.filter(resource=published["driving"]).delete()  # damage the index behind its back
+    assert search.search(search.SearchQuery()).total == 4  # the cached counts do not see it …
+    assert search.rebuild_index() == 4
+    assert search.generation() != generation
+    assert _all_shown() == result  # … and a rebuild repairs the index and starts afresh

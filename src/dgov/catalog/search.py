@@ -22,22 +22,34 @@ Querying
 
 Facets
     Counts by provider department, classification 项, sharing type, open attribute and format
-    over the current result set (query and every selected filter) come from one grouped query
-    returning the joint counts; the page of results from another. Both work the same on SQLite
-    and PostgreSQL (a B-tree index on ``(token, entry, weight)`` covers the postings scan).
+    over the current result set (query and every selected filter) come from one statement of five
+    ``GROUP BY`` s over the hits; the page of results (top k by score, ``LIMIT`` in SQL) from
+    another. Both work the same on SQLite and PostgreSQL (a B-tree index on ``(token, entry,
+    weight)`` covers the postings scan).
+
+Cache
+    Counts and pages of queries reading many postings (``CATALOG_SEARCH_CACHE_POSTINGS``, default
+    2,000) and of browsing are kept in Django's cache under the index generation, a reserved
+    :class:`~dgov.catalog.models.SearchTerm` row set to a new random number by every index change
+    in its transaction. Every search reads the generation from the database, so no process ever
+    serves a result of an older index.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
+import secrets
 import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F
 
@@ -49,6 +61,7 @@ __all__ = [
     "FACETS",
     "SearchQuery",
     "SearchResult",
+    "generation",
     "index_resource",
     "query_words",
     "rebuild_index",
@@ -58,6 +71,9 @@ __all__ = [
 ]
 
 DOCS_KEY = " docs"  # reserved SearchTerm row: the number of search entries (tokens never contain spaces)
+GENERATION_KEY = " generation"  # reserved SearchTerm row: the index generation (a new one at every change)
+CACHE_POSTINGS = 2000  # queries reading this many postings, and browsing, are cached per generation
+CACHE_SECONDS = 3600
 MAX_TOKEN = 32
 MAX_WEIGHT = 1000
 COMMON_SHARE = 0.6
@@ -189,6 +205,7 @@ def index_resource(resource: InformationResource) -> SearchEntry | None:
         )
         new = set(document)
         _adjust_terms(old - new, new - old, docs_delta)
+        _bump_generation()
     return entry
 
 
@@ -201,6 +218,7 @@ def unindex_resource(resource: InformationResource) -> None:
         old = set(SearchToken.objects.filter(entry=entry).values_list("token", flat=True))
         entry.delete()
         _adjust_terms(old, (), -1)
+        _bump_generation()
 
 
 def rebuild_index(*, batch: int = 2000, progress=None) -> int:
@@ -251,6 +269,11 @@ def rebuild_index(*, batch: int = 2000, progress=None) -> int:
                 f"SELECT token, COUNT(*) FROM {SearchToken._meta.db_table} GROUP BY token"
             )
         SearchTerm.objects.create(token=DOCS_KEY, df=done)
+        _bump_generation()
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # Fresh planner statistics: with none, PostgreSQL nests loops over the postings (5× slower).
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {SearchEntry._meta.db_table}, {SearchToken._meta.db_table}")  # noqa: S608
     return done
 
 
@@ -304,19 +327,31 @@ class SearchResult:
         return max(1, math.ceil(self.total / self.page_size)) if self.page_size else 1
 
 
-def _term_stats(candidates: Iterable[str]) -> tuple[dict[str, int], int]:
-    """Document frequencies of the candidate tokens and the number of documents."""
+@dataclass
+class _Plan:
+    """How a query runs: required tokens with their idf, dropped common words, postings read, index generation."""
+
+    required: list[str]
+    idf: dict[str, float]
+    dropped: list[str]
+    postings: int
+    generation: int
+
+
+def _term_stats(candidates: Iterable[str]) -> tuple[dict[str, int], int, int]:
+    """Document frequencies of the candidate tokens, the number of documents and the index generation."""
     wanted = list(dict.fromkeys(candidates))
-    rows = dict(SearchTerm.objects.filter(token__in=[*wanted, DOCS_KEY]).values_list("token", "df"))
+    rows = dict(SearchTerm.objects.filter(token__in=[*wanted, DOCS_KEY, GENERATION_KEY]).values_list("token", "df"))
     docs = rows.pop(DOCS_KEY, 0)
-    return {t: df for t, df in rows.items() if df > 0}, docs
+    generation = rows.pop(GENERATION_KEY, 0)
+    return {t: df for t, df in rows.items() if df > 0}, docs, generation
 
 
-def _plan(words: list[str]) -> tuple[list[str], dict[str, float], list[str]] | None:
+def _plan(words: list[str]) -> _Plan | None:
     """Required tokens and their idf for the query words; None when some word matches nothing."""
     jieba = _segmenter()
     fallbacks = {w: [t for t in (s.strip() for s in jieba.cut_for_search(w)) if _keep(t) and t != w] for w in words}
-    df, docs = _term_stats([*words, *(t for subs in fallbacks.values() for t in subs)])
+    df, docs, generation = _term_stats([*words, *(t for subs in fallbacks.values() for t in subs)])
     required: list[str] = []
     for word in words:
         if word in df:
@@ -335,7 +370,7 @@ def _plan(words: list[str]) -> tuple[list[str], dict[str, float], list[str]] | N
             required = [t for t in required if t not in common]
     n = max(docs, 1)
     idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in required}
-    return required, idf, dropped
+    return _Plan(required, idf, dropped, sum(df[t] for t in required), generation)
 
 
 def _where(filters: dict[str, object], alias: str, *, public_only: bool = False) -> tuple[str, list]:
@@ -350,15 +385,100 @@ def _where(filters: dict[str, object], alias: str, *, public_only: bool = False)
     return (" AND " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _cube_to_facets(rows: Iterable[tuple]) -> tuple[int, dict[str, dict[str, int]]]:
-    """Marginal counts of each facet from the joint counts (provider, class, sharing, open, format, n)."""
-    facets: dict[str, Counter] = {name: Counter() for name in FACETS}
-    total = 0
-    for *values, count in rows:
-        total += count
-        for name, value in zip(FACETS, values, strict=True):
-            facets[name][str(value)] += count
-    return total, {name: dict(counter.most_common()) for name, counter in facets.items()}
+# Facet name → SearchEntry column (as text, so that the five counts share one result shape).
+_FACET_COLUMNS = {
+    "provider": "CAST(e.provider_id AS VARCHAR(20))",
+    "class_item": "e.class_item",
+    "sharing_type": "e.sharing_type",
+    "open_type": "e.open_type",
+    "format": "e.format",
+}
+
+
+def _count_facets(source: str, params: list, *, shared: bool) -> tuple[int, dict[str, dict[str, int]]]:
+    """The total and each facet's counts (count descending, then value) over ``source`` (rows aliased ``e``).
+
+    One statement of five ``GROUP BY`` s joined by ``UNION ALL``. With ``shared`` the rows are
+    computed once as a common table expression (both databases materialize a CTE referenced more
+    than once); without it each count reads ``source`` itself, which lets plain filters over the
+    entry table use its facet indexes.
+    """
+    if shared:
+        columns = ", ".join(f"{expr} AS f{i}" for i, expr in enumerate(_FACET_COLUMNS.values()))
+        parts = [f"SELECT {i}, f{i}, COUNT(*) FROM m GROUP BY f{i}" for i in range(len(FACETS))]
+        sql = f"WITH m AS (SELECT {columns} FROM {source}) " + " UNION ALL ".join(parts)  # noqa: S608
+        sql_params = params
+    else:
+        parts = [
+            f"SELECT {i}, {expr}, COUNT(*) FROM {source} GROUP BY {expr}"  # noqa: S608
+            for i, expr in enumerate(_FACET_COLUMNS.values())
+        ]
+        sql = " UNION ALL ".join(parts)
+        sql_params = params * len(FACETS)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, sql_params)
+        rows = cursor.fetchall()
+    counts: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
+    for index, value, count in rows:
+        counts[FACETS[index]].append((str(value), int(count)))
+    facets = {name: dict(sorted(pairs, key=lambda pair: (-pair[1], pair[0]))) for name, pairs in counts.items()}
+    return sum(facets[FACETS[0]].values()), facets
+
+
+# --- Result cache per index generation ------------------------------------------------------------------
+
+
+def _cache_threshold() -> int:
+    """Queries reading at least this many postings (or browsing) are cached; ``None`` in settings disables."""
+    value = getattr(settings, "CATALOG_SEARCH_CACHE_POSTINGS", CACHE_POSTINGS)
+    return -1 if value is None else int(value)
+
+
+def _cache_key(kind: str, generation: int, parts: tuple) -> str:
+    """A cache key bound to the index generation (a new generation makes every older key unreachable)."""
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:40]
+    return f"dgov:catalog:search:{generation}:{kind}:{digest}"
+
+
+def _cache_get(key: str | None):
+    """The cached value or None (a failing cache backend only costs the computation)."""
+    if key is None:
+        return None
+    try:
+        return cache.get(key)
+    except Exception:  # noqa: BLE001 - the cache is an optimization, never a failure
+        logger.warning("catalogue search cache unavailable", exc_info=True)
+        return None
+
+
+def _cache_set(key: str | None, value) -> None:
+    """Store a value (failures are logged and ignored)."""
+    if key is None:
+        return
+    try:
+        cache.set(key, value, CACHE_SECONDS)
+    except Exception:  # noqa: BLE001 - the cache is an optimization, never a failure
+        logger.warning("catalogue search cache unavailable", exc_info=True)
+
+
+def _bump_generation() -> None:
+    """Give the index a new generation (a random positive number), inside the caller's transaction.
+
+    A random value rather than a counter: a database restored from a backup, or rolled back (as
+    in tests), never meets cache entries of another history under the same number.
+    """
+    value = secrets.randbelow(2**31 - 2) + 1
+    if not SearchTerm.objects.filter(token=GENERATION_KEY).update(df=value):
+        SearchTerm.objects.bulk_create([SearchTerm(token=GENERATION_KEY, df=value)], ignore_conflicts=True)
+        SearchTerm.objects.filter(token=GENERATION_KEY).update(df=value)
+
+
+def generation() -> int:
+    """The current index generation (changes with every publication, retirement and rebuild)."""
+    return SearchTerm.objects.filter(token=GENERATION_KEY).values_list("df", flat=True).first() or 0
+
+
+# --- Search ---------------------------------------------------------------------------------------------
 
 
 def search(query: SearchQuery) -> SearchResult:
@@ -370,51 +490,73 @@ def search(query: SearchQuery) -> SearchResult:
     offset = (page - 1) * size
     filters = query.filters()
     where, where_params = _where(filters, "e", public_only=query.public_only)
-    cube_columns = "e.provider_id, e.class_item, e.sharing_type, e.open_type, e.format"
+    filter_key = (tuple(sorted(filters.items())), query.public_only)
+    threshold = _cache_threshold()
     words = query_words(query.text)
     if not words:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {cube_columns}, COUNT(*) FROM {entry_table} e WHERE 1=1{where} "  # noqa: S608
-                f"GROUP BY {cube_columns}",
-                where_params,
-            )
-            total, facets = _cube_to_facets(cursor.fetchall())
-            cursor.execute(
-                f"SELECT e.id FROM {entry_table} e WHERE 1=1{where} "  # noqa: S608
-                "ORDER BY e.published_at DESC, e.code LIMIT %s OFFSET %s",
-                [*where_params, size, offset],
-            )
-            ids = [row[0] for row in cursor.fetchall()]
+        stats = dict(SearchTerm.objects.filter(token__in=[DOCS_KEY, GENERATION_KEY]).values_list("token", "df"))
+        cached = threshold >= 0 and stats.get(DOCS_KEY, 0) >= threshold
+        gen = stats.get(GENERATION_KEY, 0)
+        counts_key = _cache_key("counts", gen, ((), filter_key)) if cached else None
+        page_key = _cache_key("page", gen, ((), filter_key, page, size)) if cached else None
+        counted = _cache_get(counts_key)
+        if counted is None:
+            counted = _count_facets(f"{entry_table} e WHERE 1=1{where}", where_params, shared=False)  # noqa: S608
+            _cache_set(counts_key, counted)
+        ids = _cache_get(page_key)
+        if ids is None:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT e.id FROM {entry_table} e WHERE 1=1{where} "  # noqa: S608
+                    "ORDER BY e.published_at DESC, e.code LIMIT %s OFFSET %s",
+                    [*where_params, size, offset],
+                )
+                ids = [row[0] for row in cursor.fetchall()]
+            _cache_set(page_key, ids)
+        total, facets = counted
         return SearchResult(total, _load(ids), {}, facets, [], [], page, size)
     plan = _plan(words)
     if plan is None:
         return SearchResult(0, [], {}, {name: {} for name in FACETS}, words, [], page, size)
-    required, idf, dropped = plan
-    marks = ", ".join(["%s"] * len(required))
-    case = " ".join("WHEN %s THEN %s" for _ in required)
-    case_params = [p for t in required for p in (t, idf[t])]
-    # Postings of the required tokens, summed per entry; an entry must hold every required token.
-    hits = (
-        f"SELECT t.entry_id AS entry_id, SUM(t.weight * (CASE t.token {case} ELSE 0 END)) AS score "  # noqa: S608
-        f"FROM {token_table} t WHERE t.token IN ({marks}) GROUP BY t.entry_id HAVING COUNT(*) = %s"
-    )
-    hits_params = [*case_params, *required, len(required)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {cube_columns}, COUNT(*) FROM ({hits}) h JOIN {entry_table} e ON e.id = h.entry_id "  # noqa: S608
-            f"WHERE 1=1{where} GROUP BY {cube_columns}",
+    required, idf = plan.required, plan.idf
+    cached = threshold >= 0 and plan.postings >= threshold
+    counts_key = _cache_key("counts", plan.generation, (tuple(required), filter_key)) if cached else None
+    page_key = _cache_key("page", plan.generation, (tuple(required), filter_key, page, size)) if cached else None
+    if len(required) == 1:
+        # One token: its postings are the hits, one per entry; the score is weight × idf.
+        hits = f"SELECT t.entry_id AS entry_id, t.weight * %s AS score FROM {token_table} t WHERE t.token = %s"  # noqa: S608
+        hits_params = [idf[required[0]], required[0]]
+    else:
+        marks = ", ".join(["%s"] * len(required))
+        case = " ".join("WHEN %s THEN %s" for _ in required)
+        case_params = [p for t in required for p in (t, idf[t])]
+        # Postings of the required tokens, summed per entry; an entry must hold every required token.
+        hits = (
+            f"SELECT t.entry_id AS entry_id, SUM(t.weight * (CASE t.token {case} ELSE 0 END)) AS score "  # noqa: S608
+            f"FROM {token_table} t WHERE t.token IN ({marks}) GROUP BY t.entry_id HAVING COUNT(*) = %s"
+        )
+        hits_params = [*case_params, *required, len(required)]
+    counted = _cache_get(counts_key)
+    if counted is None:
+        counted = _count_facets(
+            f"({hits}) h JOIN {entry_table} e ON e.id = h.entry_id WHERE 1=1{where}",  # noqa: S608
             [*hits_params, *where_params],
+            shared=True,
         )
-        total, facets = _cube_to_facets(cursor.fetchall())
-        cursor.execute(
-            f"SELECT e.id, h.score FROM ({hits}) h JOIN {entry_table} e ON e.id = h.entry_id "  # noqa: S608
-            f"WHERE 1=1{where} ORDER BY h.score DESC, e.code LIMIT %s OFFSET %s",
-            [*hits_params, *where_params, size, offset],
-        )
-        rows = cursor.fetchall()
-    scores = {entry_id: float(score) for entry_id, score in rows}
-    return SearchResult(total, _load(list(scores)), scores, facets, required, dropped, page, size)
+        _cache_set(counts_key, counted)
+    rows = _cache_get(page_key)
+    if rows is None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT e.id, h.score FROM ({hits}) h JOIN {entry_table} e ON e.id = h.entry_id "  # noqa: S608
+                f"WHERE 1=1{where} ORDER BY h.score DESC, e.code LIMIT %s OFFSET %s",
+                [*hits_params, *where_params, size, offset],
+            )
+            rows = [(entry_id, float(score)) for entry_id, score in cursor.fetchall()]
+        _cache_set(page_key, rows)
+    total, facets = counted
+    scores = dict(rows)
+    return SearchResult(total, _load(list(scores)), scores, facets, required, plan.dropped, page, size)
 
 
 def _load(ids: list[int]) -> list[SearchEntry]:
