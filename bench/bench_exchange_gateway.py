@@ -1,4 +1,4 @@
-"""Exchange gateway throughput: granted reads with 64 concurrent clients, with and without the exchange log (PostgreSQL).
+"""Exchange gateway throughput: granted reads, 64 concurrent clients, exchange log on and off (PostgreSQL).
 
 Figure asked by issue 5: gateway throughput with grant check, field filtering and a hash-chained
 log entry per call, on PostgreSQL, at 64 concurrent clients — calls/s, p50/p99, and the ratio to
@@ -59,7 +59,7 @@ REGISTRY_CODE = "bench.person"
 SAMPLE = 20_000
 FLOOR_RPS = 100.0  # GovStack's example target, the floor
 
-SETTINGS_TEMPLATE = '''"""Settings of the exchange gateway benchmark: dgov's settings, migrations disabled, the log switch."""
+SETTINGS_TEMPLATE = '''"""Settings of the exchange gateway benchmark: dgov's, no migrations, the log switch."""
 import os
 
 from dgov.settings import *  # noqa: F401,F403
@@ -83,15 +83,26 @@ EXCHANGE_RATE_BURST = 1e9
 '''
 
 PERSON_FIELDS = [
-    {"name": "id_number", "label": "居民身份证号码", "type": "resident_id", "sensitivity": "personal", "authority": "GA"},
+    {
+        "name": "id_number",
+        "label": "居民身份证号码",
+        "type": "resident_id",
+        "sensitivity": "personal",
+        "authority": "GA",
+    },
     {"name": "name", "label": "姓名", "type": "string", "sensitivity": "personal", "authority": "GA", "required": True},
     {"name": "gender", "label": "性别", "type": "enum", "choices": ["男", "女"], "authority": "GA"},
     {"name": "birth_date", "label": "出生日期", "type": "date", "authority": "GA"},
     {"name": "division_code", "label": "户籍地区划", "type": "division_code", "authority": "GA"},
     {"name": "phone", "label": "联系电话", "type": "phone", "sensitivity": "personal", "authority": "GA"},
     {"name": "address", "label": "住址", "type": "string", "sensitivity": "personal", "authority": "GA"},
-    {"name": "marital_status", "label": "婚姻状况", "type": "enum", "choices": ["未婚", "已婚", "离婚", "丧偶"],
-     "authority": "MZ|GA"},
+    {
+        "name": "marital_status",
+        "label": "婚姻状况",
+        "type": "enum",
+        "choices": ["未婚", "已婚", "离婚", "丧偶"],
+        "authority": "MZ|GA",
+    },
 ]
 
 
@@ -100,6 +111,7 @@ def load(n: int, out: Path) -> None:
     import django
 
     django.setup()
+    from bench_registry_api import resident_id
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
@@ -111,14 +123,16 @@ def load(n: int, out: Path) -> None:
     from dgov.oidc.services import clients
     from dgov.registry import services
 
-    from bench_registry_api import resident_id
-
     actor = "system:bench"
     province = Division.objects.create(code="370000", name="山东省", full_name="山东省", level=1)
     orgs = {
         kind: Organization.objects.create(
-            name=name, code=f"370000-{kind}", uscc=make_uscc("1", "1", "370000", serial=i), level=1,
-            division=province, kind=kind,
+            name=name,
+            code=f"370000-{kind}",
+            uscc=make_uscc("1", "1", "370000", serial=i),
+            level=1,
+            division=province,
+            kind=kind,
         )
         for i, (kind, name) in enumerate((("GA", "山东省公安厅"), ("MZ", "山东省民政厅"), ("DSJ", "山东省大数据局")), 1)
     }
@@ -129,8 +143,13 @@ def load(n: int, out: Path) -> None:
         for kind, org in orgs.items()
     }
     registry = services.create_registry(
-        code=REGISTRY_CODE, name="人口（基准测试）", owner=orgs["GA"], library_code="population",
-        identifier_field="id_number", actor=actor, fields=PERSON_FIELDS,
+        code=REGISTRY_CODE,
+        name="人口（基准测试）",
+        owner=orgs["GA"],
+        library_code="population",
+        identifier_field="id_number",
+        actor=actor,
+        fields=PERSON_FIELDS,
     )
     rng = random.Random(20261129)
     start = time.perf_counter()
@@ -138,8 +157,9 @@ def load(n: int, out: Path) -> None:
     while done < n:
         size = min(50_000, n - done)
         with transaction.atomic():
-            services.bulk_create_records(registry, list(_rows(done, size, rng)), actor=actor, source=orgs["GA"],
-                                         validate=False)
+            services.bulk_create_records(
+                registry, list(_rows(done, size, rng)), actor=actor, source=orgs["GA"], validate=False
+            )
         done += size
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE registry_record, registry_recordkey")
@@ -150,27 +170,52 @@ def load(n: int, out: Path) -> None:
     resource = catalog.create_resource(
         actor=users["GA"],
         classification=ResourceClass.objects.get(code="101001"),
-        data={"name": "人口基本信息（基准测试）", "summary": "基准测试用人口基本信息。", "format": "database",
-              "sharing_type": "conditional", "sharing_conditions": "基准测试", "sharing_mode": "api",
-              "open_type": "none", "update_cycle": "realtime"},
+        data={
+            "name": "人口基本信息（基准测试）",
+            "summary": "基准测试用人口基本信息。",
+            "format": "database",
+            "sharing_type": "conditional",
+            "sharing_conditions": "基准测试",
+            "sharing_mode": "api",
+            "open_type": "none",
+            "update_cycle": "realtime",
+        },
         items=[{"registry": REGISTRY_CODE, "registry_field": f} for f in ("id_number", "name", "birth_date", "phone")],
     )
     catalog.publish(resource, actor=users["DSJ"], note="基准测试")
     resource.refresh_from_db()
     request = exchange.request_share(
-        resource, actor=users["MZ"], items={"name": "full", "birth_date": "full"}, purpose="基准测试",
-        legal_basis="基准测试", period_end=datetime.date.today() + datetime.timedelta(days=30),
+        resource,
+        actor=users["MZ"],
+        items={"name": "full", "birth_date": "full"},
+        purpose="基准测试",
+        legal_basis="基准测试",
+        period_end=datetime.date.today() + datetime.timedelta(days=30),
     )
     exchange.approve(request, actor=users["GA"])
     client, secret = clients.create_client(
-        name="民政业务系统（基准测试）", organization=orgs["MZ"], actor=actor, grant_types=["client_credentials"],
-        scopes=["exchange:call"], client_id="bench-mz",
+        name="民政业务系统（基准测试）",
+        organization=orgs["MZ"],
+        actor=actor,
+        grant_types=["client_credentials"],
+        scopes=["exchange:call"],
+        client_id="bench-mz",
     )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     numbers = [resident_id(i) for i in sorted(rng.sample(range(n), min(SAMPLE, n)))]
-    out.write_text(json.dumps({"client_id": client.client_id, "secret": secret, "numbers": numbers,
-                               "resource": resource.code, "load_seconds": load_seconds, "n": n}))
+    out.write_text(
+        json.dumps(
+            {
+                "client_id": client.client_id,
+                "secret": secret,
+                "numbers": numbers,
+                "resource": resource.code,
+                "load_seconds": load_seconds,
+                "n": n,
+            }
+        )
+    )
 
 
 def _start_server(env: dict, port: int, workers: int, threads: int, log_on: bool) -> subprocess.Popen:
@@ -178,10 +223,20 @@ def _start_server(env: dict, port: int, workers: int, threads: int, log_on: bool
     sys.path.insert(0, str(SRC))
     from dgov import server as dgov_server
 
-    server_env = {**env, "DGOV_BIND": f"127.0.0.1:{port}", "DGOV_WEB_WORKERS": str(workers),
-                  "DGOV_WEB_THREADS": str(threads), "BENCH_EXCHANGE_LOG": "1" if log_on else "0"}
-    proc = subprocess.Popen(dgov_server.web_command(server_env), env=server_env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    server_env = {
+        **env,
+        "DGOV_BIND": f"127.0.0.1:{port}",
+        "DGOV_WEB_WORKERS": str(workers),
+        "DGOV_WEB_THREADS": str(threads),
+        "BENCH_EXCHANGE_LOG": "1" if log_on else "0",
+    }
+    proc = subprocess.Popen(
+        dgov_server.web_command(server_env),
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_for(port, "/api/v1/meta")
     return proc
 
@@ -190,8 +245,12 @@ def _token(port: int, client_id: str, secret: str) -> str:
     """A client-credentials access token from the server's token endpoint."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    conn.request("POST", "/oidc/token", body=urlencode({"grant_type": "client_credentials"}),
-                 headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"})
+    conn.request(
+        "POST",
+        "/oidc/token",
+        body=urlencode({"grant_type": "client_credentials"}),
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
     reply = conn.getresponse()
     body = reply.read()
     if reply.status != 200:
@@ -203,8 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     """Load, serve with and without the exchange log, measure; exit 1 below the GovStack floor at N ≥ 100k."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="records to load (default 100,000)")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres",
-                        help="a PostgreSQL server (a new database is created on it and dropped)")
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL server (a new database is created on it and dropped)",
+    )
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
@@ -248,18 +310,23 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "-m", "django", "migrate", "--run-syncdb", "-v0"], env=env, check=True)
         print(f"loading {args.n:,} records into {name} …", flush=True)
         data_file = workdir / "data.json"
-        subprocess.run([sys.executable, __file__, "--n", str(args.n), "--load-into", str(data_file)], env=env,
-                       check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--n", str(args.n), "--load-into", str(data_file)], env=env, check=True
+        )
         data = json.loads(data_file.read_text())
         url = f"/api/v1/exchange/resources/{data['resource'].replace('/', '-')}/records/query"
         bodies = [json.dumps({"identifier": n, "items": ["name", "birth_date"]}) for n in data["numbers"]]
-        for label, log_on in ((f"exchange log on, {args.clients} clients", True),
-                              (f"exchange log off, {args.clients} clients", False)):
+        for label, log_on in (
+            (f"exchange log on, {args.clients} clients", True),
+            (f"exchange log off, {args.clients} clients", False),
+        ):
             port = free_port()
             server = _start_server(env, port, args.workers, args.threads, log_on)
             auth = f"Bearer {_token(port, data['client_id'], data['secret'])}"
             probe = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            probe.request("POST", url, body=bodies[0], headers={"Authorization": auth, "Content-Type": "application/json"})
+            probe.request(
+                "POST", url, body=bodies[0], headers={"Authorization": auth, "Content-Type": "application/json"}
+            )
             reply = probe.getresponse()
             body = json.loads(reply.read())
             if reply.status != 200 or (body["exchange"] is None) == log_on:
@@ -282,9 +349,11 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nexchange gateway, {data['n']:,} records on PostgreSQL; {args.seconds:.0f} s per scenario, "
-          f"{args.workers} worker(s), {args.threads} Django threads each; "
-          f"load generator: {'wrk' if use_wrk else 'python'}; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\nexchange gateway, {data['n']:,} records on PostgreSQL; {args.seconds:.0f} s per scenario, "
+        f"{args.workers} worker(s), {args.threads} Django threads each; "
+        f"load generator: {'wrk' if use_wrk else 'python'}; load average {os.getloadavg()[0]:.1f}"
+    )
     rows = [[label, r["rps"], r["p50"], r["p95"], r["p99"], r["max"], r["errors"]] for label, r in results.items()]
     print(table(["scenario", "calls/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"], rows))
     on, off = results[f"exchange log on, {args.clients} clients"], results[f"exchange log off, {args.clients} clients"]
