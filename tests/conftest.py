@@ -18,6 +18,16 @@ def pytest_sessionstart(session):
             compile_po(po_path)
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts and ends in the default language (a page asked for in English leaves the thread in it)."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def user_password():
     """The password of the users made by the fixtures below."""
