@@ -51,7 +51,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from bench_registry_api import _rows, python_load, wrk_load
-from common import free_port, stop_process, table, wait_for
+from common import free_port, start_web_server, stop_process, table
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -220,25 +220,9 @@ def load(n: int, out: Path) -> None:
 
 def _start_server(env: dict, port: int, workers: int, threads: int, log_on: bool) -> subprocess.Popen:
     """Start the web server as ``dgov serve`` does, with the exchange log on or off; wait until it answers."""
-    sys.path.insert(0, str(SRC))
-    from dgov import server as dgov_server
-
-    server_env = {
-        **env,
-        "DGOV_BIND": f"127.0.0.1:{port}",
-        "DGOV_WEB_WORKERS": str(workers),
-        "DGOV_WEB_THREADS": str(threads),
-        "BENCH_EXCHANGE_LOG": "1" if log_on else "0",
-    }
-    proc = subprocess.Popen(
-        dgov_server.web_command(server_env),
-        env=server_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    return start_web_server(
+        env, port, workers=workers, threads=threads, extra={"BENCH_EXCHANGE_LOG": "1" if log_on else "0"}
     )
-    wait_for(port, "/api/v1/meta")
-    return proc
 
 
 def _token(port: int, client_id: str, secret: str) -> str:

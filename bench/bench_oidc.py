@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from common import free_port, stop_process, wait_for
+from common import free_port, start_web_server, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -262,24 +262,10 @@ def code_flow_load(port: int, data: dict, clients: int, seconds: float) -> dict:
 
 def _start_server(env: dict, port: int, threads: int, cpu: str) -> subprocess.Popen:
     """Start one worker as ``dgov serve`` does, pinned to ``cpu``."""
-    sys.path.insert(0, str(SRC))
-    from dgov import server as dgov_server
-
-    server_env = {
-        **env,
-        "DGOV_BIND": f"127.0.0.1:{port}",
-        "DGOV_WEB_WORKERS": "1",
-        "DGOV_WEB_THREADS": str(threads),
-        "DGOV_ACCESS_LOG": "0",
-    }
-    cmd = dgov_server.web_command(server_env)
-    if cpu and shutil.which("taskset"):
-        cmd = ["taskset", "-c", cpu, *cmd]
-    proc = subprocess.Popen(
-        cmd, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    return start_web_server(
+        env, port, workers=1, threads=threads, extra={"DGOV_ACCESS_LOG": "0"}, cpu=cpu,
+        ready_path="/.well-known/openid-configuration",
     )
-    wait_for(port, "/.well-known/openid-configuration")
-    return proc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from common import free_port, stop_process, wait_for
+from common import free_port, start_web_server, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -291,26 +291,10 @@ def wrk_load(port: int, method: str, url: str, items: list[str], auth: str, clie
 
 
 def _start_server(env: dict, port: int, workers: int, threads: int, fast: bool) -> subprocess.Popen:
-    """Start the web server as ``dgov serve`` does, on ``port``; wait until it answers."""
-    sys.path.insert(0, str(SRC))
-    from dgov import server as dgov_server
-
-    server_env = {
-        **env,
-        "DGOV_BIND": f"127.0.0.1:{port}",
-        "DGOV_WEB_WORKERS": str(workers),
-        "DGOV_WEB_THREADS": str(threads),
-        "DGOV_REGISTRY_FAST_READ": "1" if fast else "0",
-    }
-    proc = subprocess.Popen(
-        dgov_server.web_command(server_env),
-        env=server_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    """Start the web server as ``dgov serve`` does, with the fast path on or off; wait until it answers."""
+    return start_web_server(
+        env, port, workers=workers, threads=threads, extra={"DGOV_REGISTRY_FAST_READ": "1" if fast else "0"}
     )
-    wait_for(port, "/api/v1/meta")
-    return proc
 
 
 def main(argv: list[str] | None = None) -> int:

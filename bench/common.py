@@ -96,3 +96,35 @@ def stop_process(proc: subprocess.Popen | None) -> None:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_web_server(
+    env: dict, port: int, *, workers: int, threads: int, extra: dict | None = None, cpu: str = "",
+    ready_path: str = "/api/v1/meta",
+) -> subprocess.Popen:
+    """Start the web server as ``dgov serve`` does (:func:`dgov.server.web_command`) on ``port``; wait until it answers.
+
+    ``extra`` adds environment variables; ``cpu`` pins the server to those CPUs with ``taskset``.
+    """
+    import shutil
+
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
+    from dgov import server as dgov_server
+
+    server_env = {
+        **env,
+        "DGOV_BIND": f"127.0.0.1:{port}",
+        "DGOV_WEB_WORKERS": str(workers),
+        "DGOV_WEB_THREADS": str(threads),
+        **(extra or {}),
+    }
+    cmd = dgov_server.web_command(server_env)
+    if cpu and shutil.which("taskset"):
+        cmd = ["taskset", "-c", cpu, *cmd]
+    proc = subprocess.Popen(
+        cmd, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    wait_for(port, ready_path)
+    return proc
