@@ -17,16 +17,17 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from dgov.catalog import dcat, search, services
 from dgov.catalog import io as catalog_io
 from dgov.catalog.models import InformationResource
+from dgov.kernel.management.subcommands import SubcommandCommand
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit
 
 
-class Command(BaseCommand):
+class Command(SubcommandCommand):
     """Catalogue operations: import, export, publish, classes, reindex, demo."""
 
     help = "Information resource catalogue (政务信息资源目录): import, export, publish, classes, reindex, demo."
@@ -39,18 +40,6 @@ class Command(BaseCommand):
         "reindex": ("add_nothing", "handle_reindex", "rebuild the search index (重建检索索引)"),
         "demo": ("add_demo_arguments", "handle_demo", "seed the demo catalogue (演示目录)"),
     }
-
-    def add_arguments(self, parser):
-        """One sub-parser per entry of SUBCOMMANDS."""
-        subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
-        for name, (add_method, _handler, help_text) in self.SUBCOMMANDS.items():
-            sub = subparsers.add_parser(name, help=help_text, description=help_text)
-            getattr(self, add_method)(sub)
-
-    def handle(self, *args, **options):
-        """Dispatch to the subcommand's handler."""
-        _add, handler, _help = self.SUBCOMMANDS[options["subcommand"]]
-        return getattr(self, handler)(**options)
 
     # --- identity ---------------------------------------------------------------------------
 

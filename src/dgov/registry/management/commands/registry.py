@@ -17,9 +17,10 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from dgov.kernel.management.subcommands import SubcommandCommand
 from dgov.registry import io as registry_io
 from dgov.registry import libraries
 
@@ -27,7 +28,7 @@ CLI_ACTOR = "system:cli"
 REPORT_ERRORS_SHOWN = 200
 
 
-class Command(BaseCommand):
+class Command(SubcommandCommand):
     """Registry operations: ``import`` a CSV/xlsx/JSON Lines file, ``export`` records, ``install`` libraries."""
 
     help = "Registry operations (信息库操作): import, export, install."
@@ -38,18 +39,6 @@ class Command(BaseCommand):
         "export": ("add_export_arguments", "handle_export", "export records as CSV/xlsx/JSON Lines (导出)"),
         "install": ("add_install_arguments", "handle_install", "install the shipped library definitions (安装信息库)"),
     }
-
-    def add_arguments(self, parser):
-        """One sub-parser per entry of SUBCOMMANDS."""
-        subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
-        for name, (add_method, _handler, help_text) in self.SUBCOMMANDS.items():
-            sub = subparsers.add_parser(name, help=help_text, description=help_text)
-            getattr(self, add_method)(sub)
-
-    def handle(self, *args, **options):
-        """Dispatch to the subcommand's handler."""
-        _add, handler, _help = self.SUBCOMMANDS[options["subcommand"]]
-        return getattr(self, handler)(**options)
 
     # --- shared helpers ---------------------------------------------------------------------
 
