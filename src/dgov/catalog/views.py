@@ -287,34 +287,31 @@ def edit(request, key: str):
     return _edit(request, _entry(key))
 
 
-@login_required
-@require_POST
-def submit(request, key: str):
-    """Send the entry to review."""
+def _transition(request, key: str, operation, done: str):
+    """Run a workflow service on the entry as the official; report success or every refusal; back to the entry."""
     user, _department = _official(request)
     resource = _entry(key)
     try:
-        services.submit(resource, actor=user)
-        messages.success(request, gettext("已提交审核。"))
+        operation(resource, actor=user)
+        messages.success(request, done)
     except ValidationError as exc:
         for message in _error_messages(exc):
             messages.error(request, message)
     return redirect("catalog:detail", key=key)
+
+
+@login_required
+@require_POST
+def submit(request, key: str):
+    """Send the entry to review."""
+    return _transition(request, key, services.submit, gettext("已提交审核。"))
 
 
 @login_required
 @require_POST
 def withdraw(request, key: str):
     """Take a submission back."""
-    user, _department = _official(request)
-    resource = _entry(key)
-    try:
-        services.withdraw(resource, actor=user)
-        messages.success(request, gettext("已撤回，信息资源回到草稿状态。"))
-    except ValidationError as exc:
-        for message in _error_messages(exc):
-            messages.error(request, message)
-    return redirect("catalog:detail", key=key)
+    return _transition(request, key, services.withdraw, gettext("已撤回，信息资源回到草稿状态。"))
 
 
 @login_required
