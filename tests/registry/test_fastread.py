@@ -17,7 +17,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
 from dgov.kernel.observability import AccessLogApp
-from dgov.registry import accesslog, services
+from dgov.registry import accesslog, fastread, services
 from dgov.registry.fastread import RegistryReadFastPath
 from dgov.registry.models import AccessJournalFile, AccessLog
 
@@ -32,6 +32,7 @@ def _journal(settings, tmp_path):
     accesslog.journal.close()
     yield
     accesslog.journal.close()
+    fastread.reader.shutdown()  # its thread's database connection must not outlive the test
 
 
 def ingest():

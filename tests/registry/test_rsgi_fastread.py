@@ -29,6 +29,7 @@ def _journal(settings, tmp_path):
     accesslog.journal.close()
     yield
     accesslog.journal.close()
+    fastread.reader.shutdown()  # its thread's database connection must not outlive the test
 
 
 @pytest.fixture(autouse=True)
