@@ -380,9 +380,7 @@ class GroupFetcher(BatchThread):
 
             with psycopg.Cursor(connection.connection) as cursor:
                 cursor.execute(base + " = ANY(%s)", [list(items)], prepare=True)
-                rows = cursor.fetchall()
-            found = {row[-1]: row[:-1] for row in rows}
-            return [found.get(uid) for uid in items]
+                return in_order(items, cursor.fetchall())
         uid_field = meta.get_field("uid")
         params = [uid_field.get_db_prep_value(uid, connection) for uid in items]
         with connection.cursor() as cursor:
@@ -422,24 +420,42 @@ class ReadBatcher(GroupFetcher):
         """The answer body of each job (None where Django must answer), its read recorded."""
         from dgov.registry import accesslog
 
-        rows = super().handle([job.uid for job in items])
-        bodies: list[bytes | None] = []
-        entries = []
-        for job, row in zip(items, rows, strict=True):
-            answer = None
-            if row is not None:
-                try:
-                    answer = _render(job, row)
-                except Exception:  # noqa: BLE001 - Django answers this read, and reports the error its way
-                    logger.exception("registry fast read of %s failed; passing it on", job.uid)
-            if answer is None:
-                bodies.append(None)
-            else:
-                bodies.append(answer[0])
-                entries.append(answer[1])
+        bodies, entries = render_all(items, super().handle([job.uid for job in items]))
         if entries and not accesslog.log_reads(entries):
             return [None] * len(items)
         return bodies
+
+
+def in_order(uids: list, rows) -> list:
+    """The rows (each ending with its uid) in the order of ``uids``, without the uid; None for a missing one."""
+    found = {row[-1]: row[:-1] for row in rows}
+    return [found.get(uid) for uid in uids]
+
+
+def render_all(jobs: list[ReadJob], rows: list) -> tuple[list[bytes | None], list]:
+    """(body or None per job, access-log entries of the answered ones) — :func:`_render` over a batch.
+
+    A read that fails is left to Django, which answers it and reports the error its way; on the
+    event loop a cold schema or key cache (Django refuses the database there) is left to Django
+    quietly, and Django's answer warms the cache.
+    """
+    from django.core.exceptions import SynchronousOnlyOperation
+
+    bodies: list[bytes | None] = []
+    entries = []
+    for job, row in zip(jobs, rows, strict=True):
+        answer = None
+        if row is not None:
+            try:
+                answer = _render(job, row)
+            except SynchronousOnlyOperation:
+                answer = None
+            except Exception:  # noqa: BLE001 - Django answers this read
+                logger.exception("registry fast read of %s failed; passing it on", job.uid)
+        bodies.append(None if answer is None else answer[0])
+        if answer is not None:
+            entries.append(answer[1])
+    return bodies, entries
 
 
 def _render(job: ReadJob, row) -> tuple[bytes, object] | None:
@@ -608,8 +624,6 @@ class AsyncReader:
 
     async def _answers(self, jobs: list[ReadJob]) -> list[bytes | None]:
         """The bodies of the jobs (None where Django must answer), their reads journaled."""
-        from django.core.exceptions import SynchronousOnlyOperation
-
         from dgov.registry import accesslog
 
         connection = await self._connect()
@@ -617,23 +631,8 @@ class AsyncReader:
             await cursor.execute(
                 reader._select(connections[DEFAULT_DB_ALIAS]) + " = ANY(%s)", [[job.uid for job in jobs]], prepare=True
             )
-            rows = await cursor.fetchall()
-        found = {row[-1]: row[:-1] for row in rows}
-        bodies: list[bytes | None] = []
-        entries = []
-        for job in jobs:
-            row = found.get(job.uid)
-            answer = None
-            if row is not None:
-                try:
-                    answer = _render(job, row)
-                except SynchronousOnlyOperation:
-                    answer = None  # a cold schema or key cache: Django answers, and warms it
-                except Exception:  # noqa: BLE001 - Django answers this read, and reports the error its way
-                    logger.exception("registry fast read of %s failed; passing it on", job.uid)
-            bodies.append(None if answer is None else answer[0])
-            if answer is not None:
-                entries.append(answer[1])
+            rows = in_order([job.uid for job in jobs], await cursor.fetchall())
+        bodies, entries = render_all(jobs, rows)
         # The journal is written on a thread of its own: a slow disk delays only the answers that
         # wait for their line, never the loop that checks and reads the next requests.
         if entries and not await asyncio.get_running_loop().run_in_executor(
