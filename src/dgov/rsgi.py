@@ -6,8 +6,8 @@ Two kinds of request are served here:
 * registry reads by API clients (``GET /api/v1/registries/data/{registry}/{version}/{uid}``) are
   answered on the loop by :class:`dgov.registry.fastread.AsyncReader` — the same checks, answer
   and access-log journal as the WSGI fast path, without a thread per request;
-* everything else runs through the WSGI application of :mod:`dgov.wsgi` (access log, WSGI fast
-  path, Django) on a pool of ``DGOV_WEB_THREADS`` threads per process: this module builds the
+* everything else runs through the access log and Django (``site_application``) on a pool of
+  ``DGOV_WEB_THREADS`` threads per process: this module builds the
   WSGI environ from the request (the body spooled to memory, or to disk beyond 1 MiB), calls the
   application in a pool thread, and sends its answer — whole when it is small, streamed from that
   same thread when it is long (exports), so a streaming response runs in one thread from start
@@ -25,7 +25,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from dgov.wsgi import application as wsgi_application  # first: it sets Django up
+from dgov.wsgi import django_application  # first: it sets Django up
 
 # isort: split
 from dgov.kernel.observability import _VALID_ID, AccessLogApp
@@ -232,4 +232,9 @@ def _reader() -> fastread.AsyncReader | None:
     return fastread.AsyncReader(fast) if fast.enabled else None
 
 
-application = Application(wsgi_application, reader=_reader())
+# What the pool runs: the access log and Django. The WSGI fast path is not in it — a read the loop
+# passed on must not be tried a second time — and the environ is built here, not copied from the
+# process environment, so there is nothing inherited to strip.
+site_application = AccessLogApp(django_application, inherited=frozenset())
+
+application = Application(site_application, reader=_reader())

@@ -92,7 +92,7 @@ def test_short_answers_are_sent_whole_and_closed():
 @pytest.fixture
 def site():
     """The site as dgov.rsgi serves it (without the fast path), its pool closed afterwards."""
-    application = rsgi.Application(rsgi.wsgi_application, threads=2)
+    application = rsgi.Application(rsgi.site_application, threads=2)
     yield application
     application.shutdown()
 

@@ -49,7 +49,7 @@ def _keep_test_connection():
 def app():
     """The RSGI application as dgov.rsgi builds it, with a reader of the test's own."""
     reader = fastread.AsyncReader(fastread.RegistryReadFastPath(None, enabled=True))
-    application = rsgi.Application(rsgi.wsgi_application, threads=2, reader=reader)
+    application = rsgi.Application(rsgi.site_application, threads=2, reader=reader)
     yield application
     asyncio.run(reader.close())
     application.shutdown()
