@@ -115,3 +115,17 @@ def test_a_form_post_carries_its_body_and_csrf_refusal(site):
         Protocol(body),
     )
     assert protocol.status == 403  # no CSRF cookie: Django refused the form, having read it
+
+
+def test_worker_start_freezes_the_start_up_objects():
+    import gc
+
+    gc.unfreeze()
+    try:
+        rsgi.Application(lambda environ, start_response: [], threads=1).__rsgi_init__(None)
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # modules, models, URL patterns: out of the collector's walk
+        gc.collect()
+        assert gc.get_freeze_count() == frozen  # a collection leaves them frozen
+    finally:
+        gc.unfreeze()

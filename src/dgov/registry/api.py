@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,8 +69,6 @@ from urllib.parse import unquote, urlencode
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext
 from ninja import Query, Router, Schema
@@ -306,33 +303,12 @@ def _purpose(request: HttpRequest) -> str:
     return _header_text(request, "X-Purpose", "purpose")[:255]
 
 
-# Registries are read on every request and change rarely (a new schema version, a deactivation):
-# each process keeps them for a few seconds, and forgets them at once when it saves one itself.
-REGISTRY_CACHE_SECONDS = 10.0
-_registry_cache: dict[str, tuple[float, Registry]] = {}
-
-
-@receiver([post_save, post_delete], sender=Registry)
-@receiver([post_save, post_delete], sender=RegistrySchema)
-def _forget_registries(**kwargs) -> None:
-    """Drop cached registries when one (or a schema version) is saved or deleted in this process."""
-    _registry_cache.clear()
-
-
 def _registry(code: str) -> Registry:
     """The active registry with this code (cached briefly), or 404."""
-    now = time.monotonic()
-    hit = _registry_cache.get(code)
-    if hit is not None and hit[0] > now:
-        registry = hit[1]
-    else:
-        try:
-            registry = services.get_registry(code)
-        except services.RegistryNotFound:
-            raise HttpError(404, gettext("信息库“%(code)s”不存在。") % {"code": code[:64]}) from None
-        if len(_registry_cache) > 1000:
-            _registry_cache.clear()
-        _registry_cache[code] = (now + REGISTRY_CACHE_SECONDS, registry)
+    try:
+        registry = services.cached_registry(code)
+    except services.RegistryNotFound:
+        raise HttpError(404, gettext("信息库“%(code)s”不存在。") % {"code": code[:64]}) from None
     if not registry.is_active or registry.current_schema_id is None:
         raise HttpError(404, gettext("信息库“%(code)s”不存在。") % {"code": code[:64]})
     return registry

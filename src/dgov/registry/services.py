@@ -62,6 +62,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import DecimalField, Q, QuerySet
 from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import Cast
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -284,8 +286,9 @@ _fields_cache: dict[tuple, list[FieldDef]] = {}
 
 
 def clear_caches() -> None:
-    """Forget cached field lists (after schema changes in another process; tests)."""
+    """Forget cached field lists and registries (after schema changes in another process; tests)."""
     _fields_cache.clear()
+    _registry_cache.clear()
 
 
 def _registry_stamp(registry: Registry) -> tuple:
@@ -299,6 +302,32 @@ def get_registry(code: str) -> Registry:
         return Registry.objects.select_related("owner", "owner__division", "current_schema").get(code=code)
     except Registry.DoesNotExist:
         raise RegistryNotFound(_("信息库“%(code)s”不存在") % {"code": code}) from None
+
+
+# Registries are read on every API request and change rarely (a new schema version, a deactivation):
+# each process keeps them for a few seconds, and forgets them at once when it saves one itself.
+REGISTRY_CACHE_SECONDS = 10.0
+_registry_cache: dict[str, tuple[float, Registry]] = {}
+
+
+@receiver([post_save, post_delete], sender=Registry)
+@receiver([post_save, post_delete], sender=RegistrySchema)
+def _forget_registries(**kwargs) -> None:
+    """Drop cached registries when one (or a schema version) is saved or deleted in this process."""
+    _registry_cache.clear()
+
+
+def cached_registry(code: str) -> Registry:
+    """:func:`get_registry`, kept ``REGISTRY_CACHE_SECONDS`` per process (the API's and the gateway's lookups)."""
+    now = time.monotonic()
+    hit = _registry_cache.get(code)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    registry = get_registry(code)
+    if len(_registry_cache) > 1000:
+        _registry_cache.clear()
+    _registry_cache[code] = (now + REGISTRY_CACHE_SECONDS, registry)
+    return registry
 
 
 def registry_fields(registry: Registry, version: int | None = None) -> list[FieldDef]:
