@@ -28,6 +28,15 @@ def _default_language():
     translation.deactivate()
 
 
+@pytest.fixture(autouse=True)
+def _stop_exchange_log_writer():
+    """Stop the exchange log's writer thread after each test: its connection must not outlive the test database."""
+    yield
+    from dgov.exchange import log
+
+    log.writer.shutdown()
+
+
 @pytest.fixture
 def user_password():
     """The password of the users made by the fixtures below."""

@@ -281,12 +281,22 @@ REGISTRY_FAST_READ = env_bool("DGOV_REGISTRY_FAST_READ", True)
 # often and moved into AccessLog by `dgov worker` (ADR 0013).
 ACCESS_JOURNAL_SYNC_SECONDS = float(env("DGOV_ACCESS_JOURNAL_SYNC_SECONDS", "0.2") or 0.2)
 # Jobs `dgov worker` runs on every pass (at most once a second), as dotted paths.
-WORKER_PERIODIC_JOBS = ["dgov.registry.accesslog.ingest_journals", "dgov.exchange.subscriptions.send_due"]
+WORKER_PERIODIC_JOBS = [
+    "dgov.registry.accesslog.ingest_journals",
+    "dgov.exchange.subscriptions.send_due",
+    "dgov.exchange.federation_exchange.sync_due",
+]
 # Exchange webhooks (docs/exchange.md): waits after each failed attempt (then dead), the HTTP timeout,
 # and how many failed attempts in a row pause a subscription.
 EXCHANGE_WEBHOOK_BACKOFF = [30, 120, 600, 3600, 21600]
 EXCHANGE_WEBHOOK_TIMEOUT = float(env("DGOV_EXCHANGE_WEBHOOK_TIMEOUT", "10") or 10)
 EXCHANGE_WEBHOOK_PAUSE_AFTER = int(env("DGOV_EXCHANGE_WEBHOOK_PAUSE_AFTER", "10") or 10)
+# Federation (级联, docs/exchange.md): this instance's code among peers (default: the province code),
+# the clock window of signed requests (seconds), the timeout of calls to peers and the sync period.
+FEDERATION_INSTANCE = env("DGOV_FEDERATION_INSTANCE", DEMO_PROVINCE_CODE)
+FEDERATION_CLOCK_SKEW = int(env("DGOV_FEDERATION_CLOCK_SKEW", "300") or 300)
+FEDERATION_TIMEOUT = float(env("DGOV_FEDERATION_TIMEOUT", "10") or 10)
+FEDERATION_SYNC_SECONDS = int(env("DGOV_FEDERATION_SYNC_SECONDS", "300") or 300)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -9,17 +9,11 @@ consents to release the ID number, and comes back logged in to the local account
 same number.
 """
 
-import os
 import re
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
+from instances import Instance
+from instances import free_port as _free_port
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -28,100 +22,10 @@ DEMO_PASSWORD = "dgov-demo-2026"  # the second instance's published demo credent
 SLUG = "national"
 
 
-def _free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Instance:
-    """A dgov running in a subprocess with its own environment."""
-
-    def __init__(self, root, port: int):
-        self.url = f"http://127.0.0.1:{port}"
-        self.port = port
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("DGOV_") and k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
-        }
-        self.env.update(
-            DJANGO_SETTINGS_MODULE="dgov.settings",
-            DGOV_DATA_DIR=str(root),
-            DGOV_MASTER_KEY=secrets.token_hex(16),
-            DGOV_TESTING="1",  # plain static storage (no collectstatic manifest) and a fast password hasher
-            DGOV_SITE_URL=self.url,
-            DGOV_OIDC_ISSUER=self.url,
-            DGOV_ACCESS_LOG="0",
-            PYTHONUNBUFFERED="1",
-        )
-        self.process = None
-        self.log = root / "serve.log"
-
-    def run(self, *args, timeout=300) -> str:
-        """Run a ``dgov`` command against this instance; its standard output."""
-        result = subprocess.run(
-            [sys.executable, "-m", "dgov.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        assert result.returncode == 0, f"dgov {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-        return result.stdout
-
-    def serve(self) -> None:
-        """Start ``dgov serve`` (web only) and wait until it answers."""
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dgov.cli",
-                    "serve",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    "1",
-                    "--threads",
-                    "4",
-                    "--no-worker",
-                    "--skip-setup",
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as a whole, by its id
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the national instance stopped:\n{self.log.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as answer:  # noqa: S310
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        pytest.fail(f"the national instance did not answer:\n{self.log.read_text(errors='replace')[-3000:]}")
-
-    def stop(self) -> None:
-        """Stop the server started by :meth:`serve` (SIGTERM to its process group, then SIGKILL)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def national(tmp_path_factory, live_server):
     """The second dgov: migrated, seeded, with the broker registered as a client allowed dgov:identity."""
-    instance = Instance(tmp_path_factory.mktemp("national"), _free_port())
+    instance = Instance(tmp_path_factory.mktemp("national"), _free_port(), name="national")
     instance.run("migrate", "-v", "0")
     instance.run("collectstatic", "--noinput", "-v", "0")
     instance.run("demo", "--persons", "20", "--enterprises", "2")

@@ -20,6 +20,9 @@ def _setup(settings):
     """Chinese messages, the test issuer, no rate limit unless a test sets one, checkpoints every 5 entries."""
     from django.utils import translation
 
+    from dgov.exchange import services
+
+    services._leases.clear()
     settings.OIDC_ISSUER = "http://testserver"
     settings.EXCHANGE_RATE_PER_SECOND = 0
     settings.EXCHANGE_CHECKPOINT_EVERY = 5

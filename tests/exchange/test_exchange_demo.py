@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from dgov.exchange import demo, services
-from dgov.exchange.models import ExchangeLogEntry, Grant, ShareRequest
+from dgov.exchange.models import DataService, ExchangeLogEntry, Grant, ShareRequest
 from dgov.oidc.models import Client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -32,9 +32,14 @@ def test_demo_exchange_is_seeded_once(settings):
     assert {"ok", "denied"} <= results and entries.filter(result="ok").count() >= 4
     assert {"item_not_granted", "no_grant"} <= set(entries.values_list("code", flat=True))
     assert services.verify_log().ok
+    # A registered department data service (nothing runs behind it in the demo).
+    (service,) = DataService.objects.select_related("resource__provider")
+    assert service.resource.name == "食品经营许可信息" and service.resource.provider.kind == "SCJG"
+    assert service.status == "active" and f"data service registered for {service.resource.code}" in out.getvalue()
 
     counts = (ShareRequest.objects.count(), Grant.objects.count(), ExchangeLogEntry.objects.count())
     again = io.StringIO()
     call_command("demo", "--if-missing", stdout=again)
     assert "exchange: 0 requests filed, client kept, 0 calls logged" in again.getvalue()
     assert (ShareRequest.objects.count(), Grant.objects.count(), ExchangeLogEntry.objects.count()) == counts
+    assert DataService.objects.count() == 1 and "data service registered" not in again.getvalue()

@@ -45,6 +45,9 @@ TYPES: dict[str, Any] = {
     "invalid-data": _("数据不符合业务规则"),
     "too-many-requests": _("请求过于频繁"),
     "internal-error": _("服务器内部错误"),
+    "bad-gateway": _("上游服务应答错误"),
+    "service-unavailable": _("服务暂不可用"),
+    "gateway-timeout": _("上游服务应答超时"),
 }
 
 _STATUS_TYPES = {

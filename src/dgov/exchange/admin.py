@@ -2,58 +2,58 @@
 
 from django.contrib import admin
 
-from dgov.exchange.models import Delivery, ExchangeCheckpoint, ExchangeLogEntry, Grant, ShareRequest, Subscription
+from dgov.exchange.models import (
+    DataService,
+    Delivery,
+    ExchangeCheckpoint,
+    ExchangeLogEntry,
+    Grant,
+    ShareRequest,
+    Subscription,
+)
+
+
+class _ServiceManaged(admin.ModelAdmin):
+    """Read-only here: rows are added and changed only through the exchange services, which audit every step."""
+
+    def has_change_permission(self, request, obj=None):
+        """Changes go through the services (audited)."""
+        return False
+
+    def has_add_permission(self, request):
+        """Rows are created by the services, after their checks."""
+        return False
+
+
+class _Kept(_ServiceManaged):
+    """Read-only and never deleted: the rows are part of the exchange's history."""
+
+    def has_delete_permission(self, request, obj=None):
+        """The history is kept."""
+        return False
 
 
 @admin.register(ShareRequest)
-class ShareRequestAdmin(admin.ModelAdmin):
-    """Requests, read-only (decisions are made on the workbench)."""
+class ShareRequestAdmin(_ServiceManaged):
+    """Requests, read-only (filed by officials and decided on the workbench, audited)."""
 
     list_display = ("id", "resource", "consumer", "status", "due_on", "submitted_at")
     list_filter = ("status",)
 
-    def has_change_permission(self, request, obj=None):
-        """Decisions go through the services (audited)."""
-        return False
-
-    def has_add_permission(self, request):
-        """Requests are filed by officials on the workbench."""
-        return False
-
 
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin):
-    """Grants, read-only."""
+class GrantAdmin(_ServiceManaged):
+    """Grants, read-only (they come from decisions; revocation goes through the services, audited)."""
 
     list_display = ("id", "resource", "consumer", "valid_from", "valid_until", "revoked_at")
 
-    def has_change_permission(self, request, obj=None):
-        """Revocation goes through the services (audited)."""
-        return False
-
-    def has_add_permission(self, request):
-        """Grants come from decisions."""
-        return False
-
 
 @admin.register(ExchangeLogEntry)
-class ExchangeLogEntryAdmin(admin.ModelAdmin):
-    """The exchange log, read-only."""
+class ExchangeLogEntryAdmin(_Kept):
+    """The exchange log, read-only (append-only; only the gateway appends)."""
 
     list_display = ("seq", "at", "operation", "consumer_code", "provider_code", "resource_code", "result", "code")
     list_filter = ("result", "operation")
-
-    def has_change_permission(self, request, obj=None):
-        """The log is append-only."""
-        return False
-
-    def has_add_permission(self, request):
-        """Only the gateway appends."""
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        """The log is append-only."""
-        return False
 
 
 @admin.register(ExchangeCheckpoint)
@@ -65,19 +65,11 @@ class ExchangeCheckpointAdmin(ExchangeLogEntryAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(_ServiceManaged):
     """Change subscriptions, read-only (consumers manage them on the workbench or through the API)."""
 
     list_display = ("id", "resource", "consumer", "callback_url", "status", "consecutive_failures", "created_at")
     list_filter = ("status",)
-
-    def has_change_permission(self, request, obj=None):
-        """State changes go through the services (audited)."""
-        return False
-
-    def has_add_permission(self, request):
-        """Subscriptions need a live grant, checked by the services."""
-        return False
 
 
 @admin.register(Delivery)
@@ -86,3 +78,12 @@ class DeliveryAdmin(SubscriptionAdmin):
 
     list_display = ("uid", "subscription", "event_type", "state", "attempts", "last_status_code", "created_at")
     list_filter = ("state", "event_type")
+
+
+@admin.register(DataService)
+class DataServiceAdmin(_Kept):
+    """Department data services, read-only (managed on the workbench or by ``dgov exchange service``, audited)."""
+
+    list_display = ("id", "resource", "provider", "endpoint_url", "status", "timeout", "last_check_code", "updated_at")
+    list_filter = ("status",)
+    exclude = ("credential",)

@@ -19,8 +19,9 @@ identifier field of the registry behind the resource's items (an ID number, a US
 authenticate with a client-credentials access token of dgov's OIDC provider carrying the
 ``exchange:call`` scope; the client's department is the consumer. Refusals are problem+json with a
 ``code`` member (``no_grant``, ``grant_expired``, ``grant_revoked``, ``item_not_granted``,
-``rate_limited`` …) and the ``exchange_seq`` of the log entry that recorded them; messages never
-contain data. See docs/exchange.md.
+``rate_limited`` …; for a resource served by a department's own service also ``service_suspended``,
+``upstream_error``, ``upstream_timeout``, ``upstream_bad_answer``) and the ``exchange_seq`` of the log
+entry that recorded them; messages never contain data. See docs/exchange.md.
 """
 
 from __future__ import annotations
@@ -42,7 +43,17 @@ from dgov.kernel.observability import current_request_id
 
 router = Router(tags=["exchange"], auth=[bearer_auth])
 
-_SLUGS = {429: "too-many-requests", 400: "bad-request", 403: "forbidden", 404: "not-found", 422: "invalid-data"}
+_SLUGS = {
+    429: "too-many-requests",
+    400: "bad-request",
+    403: "forbidden",
+    404: "not-found",
+    422: "invalid-data",
+    # A department data service behind the gateway failed (dgov.exchange.dataservice).
+    502: "bad-gateway",
+    503: "service-unavailable",
+    504: "gateway-timeout",
+}
 
 
 def _code(key: str) -> str:

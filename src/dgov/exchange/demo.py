@@ -5,7 +5,9 @@ On top of the demo catalogue (``dgov.catalog.demo``), the provincial 民政厅 (
 * is granted 省市场监管局's 企业营业执照信息 (无条件共享) at once;
 * waits for 省公安厅's decision on 人口基本信息 (有条件共享, due in ``EXCHANGE_APPROVAL_DAYS`` working days);
 
-and the provincial 人社厅 (RS) was refused 户籍户信息 by 省公安厅, with a reason. The client
+and the provincial 人社厅 (RS) was refused 户籍户信息 by 省公安厅, with a reason. 省市场监管局's
+食品经营许可信息 has a registered department data service whose host does not exist (no department
+service runs in the demo: its page shows the registration, and 检测连通性 fails). The client
 ``mzt-exchange-demo`` (client credentials, scope ``exchange:call``) belongs to MZ; its secret is
 generated and dropped, never printed — an administrator rotates it to try the gateway
 (`dgov oidc client rotate mzt-exchange-demo`). A handful of gateway calls by that client — reads
@@ -22,6 +24,7 @@ import datetime
 import random
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -74,6 +77,7 @@ class SeedReport:
     requests: list[str] = field(default_factory=list)
     client: str = ""
     calls: int = 0
+    data_service: str = ""
 
     def summary(self) -> str:
         """One line for the demo command's output."""
@@ -81,7 +85,8 @@ class SeedReport:
         filed = f"{len(self.requests)} requests filed"
         if self.requests:
             filed += f" ({', '.join(self.requests)})"
-        return f"exchange: {filed}, {client}, {self.calls} calls logged"
+        service = f", data service registered for {self.data_service}" if self.data_service else ""
+        return f"exchange: {filed}, {client}, {self.calls} calls logged{service}"
 
 
 def _official(department: Organization):
@@ -186,6 +191,33 @@ def _calls(departments: dict, seed: int) -> int:
     return done
 
 
+# 省市场监管局's food-licence resource is served by the department's own service in the demo. No such
+# service runs here (``.example`` never resolves): its page shows a registration whose probe fails.
+DEMO_SERVICE = ("SCJG", "食品经营许可信息", "https://scjg-data.example/dgov/food-licences")
+
+
+def _ensure_data_service(departments: dict) -> str:
+    """Register the demo department data service unless it exists; return the resource code when made now."""
+    from dgov.exchange import dataservice
+    from dgov.exchange.models import DataService
+
+    kind, name, url = DEMO_SERVICE
+    resource = InformationResource.objects.filter(provider=departments.get(kind), name=name).first()
+    if resource is None or DataService.objects.filter(resource=resource).exists():
+        return ""
+    try:
+        dataservice.register(
+            resource,
+            actor=DEMO_ACTOR,
+            endpoint_url=url,
+            timeout=5,
+            description="演示：部门自建的许可查询服务（未部署）",
+        )
+    except ValidationError:
+        return ""  # not published, or linked to a registry in this catalogue
+    return resource.code
+
+
 def _attempt(operation, *args, **kwargs) -> int:
     """Make one gateway call (served or refused: both are logged); count it."""
     with contextlib.suppress(services.GatewayRefusal):
@@ -208,4 +240,5 @@ def seed(*, province_code: str, seed: int = 20261128) -> SeedReport:
         with transaction.atomic():
             report.client = _ensure_client(departments["MZ"])
     report.calls = _calls(departments, seed)
+    report.data_service = _ensure_data_service(departments)
     return report

@@ -4,8 +4,9 @@
 X-Road            dgov (``/api/v1/exchange/…``)
 =================  ==========================================================================
 ``listClients``    :func:`list_clients` — the members: departments that provide data services
-                   (a published, shareable catalogue resource backed by a registry) or consume
-                   them (hold a grant, or own an active client with the ``exchange:call`` scope)
+                   (a published, shareable catalogue resource backed by a registry or by a
+                   department data service) or consume them (hold a grant, or own an active
+                   client with the ``exchange:call`` scope)
 ``listMethods``    :func:`list_methods` — the services of one provider (or all): for every
                    shareable resource its ``read``, ``query`` and ``verify`` methods and paths
 ``allowedMethods`` :func:`allowed_methods` — the subset the calling consumer holds live grants
@@ -17,7 +18,9 @@ X-Road            dgov (``/api/v1/exchange/…``)
 
 A *service* is one published catalogue resource (service code = resource code); its *methods*
 are the gateway operations on it. A resource offers methods when its live published version is
-not 不予共享 and at least one item is linked to a registry field (what the gateway serves).
+not 不予共享 and at least one item is linked to a registry field (what the gateway serves), or
+when no item is linked and the provider registered an active department data service for it
+(dgov.exchange.dataservice; then every item that is not 不予共享 is listed).
 Discovery answers carry catalogue metadata only; they are not written to the exchange log.
 """
 
@@ -27,7 +30,7 @@ from django.conf import settings
 
 from dgov.catalog import services as catalog_services
 from dgov.catalog.models import InformationResource, SharingType
-from dgov.exchange.models import Grant, ItemMode
+from dgov.exchange.models import DataService, Grant, ItemMode
 from dgov.kernel.models import Organization
 
 __all__ = [
@@ -69,17 +72,25 @@ def url_key(code: str) -> str:
     return code.replace("/", "-", 1)
 
 
-def _served_items(resource: InformationResource) -> list[dict]:
-    """The published items the gateway can serve: linked to a field of the resource's (first) registry."""
+def _served_items(resource: InformationResource, *, proxied: bool = False) -> list[dict]:
+    """The published items the gateway can serve: linked to a field of the resource's (first) registry.
+
+    ``proxied``: the resource has an active department data service (dgov.exchange.dataservice),
+    which serves every shareable item when none is linked to a registry.
+    """
     if resource.published_version_id is None or resource.status == InformationResource.Status.RETIRED:
         return []
     if resource.sharing_type == SharingType.NONE:
         return []
+    published = resource.published_version.snapshot.get("items", [])
     items = [
         item
-        for item in resource.published_version.snapshot.get("items", [])
+        for item in published
         if item.get("registry") and item.get("registry_field") and item.get("sharing_type") != SharingType.NONE
     ]
+    linked = any(item.get("registry") and item.get("registry_field") for item in published)
+    if proxied and not linked:
+        return [item for item in published if item.get("sharing_type") != SharingType.NONE]
     if not items:
         return []
     registry = items[0]["registry"]
@@ -91,9 +102,14 @@ def service_resources(provider: Organization | None = None) -> list[tuple[Inform
     resources = catalog_services.visible_resources().exclude(sharing_type=SharingType.NONE).order_by("code")
     if provider is not None:
         resources = resources.filter(provider=provider)
+    proxied = set(
+        DataService.objects.filter(status=DataService.Status.ACTIVE, resource__in=resources).values_list(
+            "resource_id", flat=True
+        )
+    )
     out = []
     for resource in resources:
-        items = _served_items(resource)
+        items = _served_items(resource, proxied=resource.pk in proxied)
         if items:
             out.append((resource, items))
     return out

@@ -19,6 +19,20 @@ single :class:`~dgov.exchange.models.ExchangeLogHead` row (``SELECT … FOR UPDA
 value is ever in the log: records are named by their uid, the query value (an ID number) is not
 kept.
 
+Group commit
+------------
+A gateway call's entry — and the registry ``AccessLog`` rows of the records it served — must be
+committed before its answer leaves. Holding the head row's lock through each call's own
+transaction serialized the gateway at one commit (and, under load, several interpreter-lock
+hand-overs) per call. Outside a transaction, :func:`append` therefore hands the entry to the
+process's log writer (:class:`LogWriter`, one thread): it takes every entry waiting at that moment,
+chains them in arrival order, and stores them with their access-log rows in **one** transaction —
+the head row locked once per batch — then wakes the waiting calls. Under light load a batch is
+one entry; under load it is what arrived during the previous commit. Inside a caller's
+transaction (tests, management commands that log several things atomically) the entry is written
+in that transaction, as before. A batch that fails is retried entry by entry in the callers'
+threads, so one bad entry cannot lose the others.
+
 Checkpoints
 -----------
 Every ``settings.EXCHANGE_CHECKPOINT_EVERY`` entries (default 1000) and on
@@ -45,11 +59,12 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dgov.exchange.models import ExchangeCheckpoint, ExchangeLogEntry, ExchangeLogHead
+from dgov.kernel.batching import TIMED_OUT, BatchThread
 from dgov.kernel.crypto import SM2PublicKey, sm3
 from dgov.kernel.services.audit import canonical_json, format_timestamp
 
@@ -60,6 +75,7 @@ __all__ = [
     "RECEIPT_FORMAT",
     "RECEIPT_PURPOSE",
     "LogReport",
+    "LogUnavailable",
     "append",
     "checkpoint",
     "entry_content",
@@ -137,6 +153,56 @@ def _write_checkpoint(seq: int, hash_hex: str) -> ExchangeCheckpoint:
     return entry
 
 
+class LogUnavailable(Exception):
+    """The entry could not be written in time (the database is down or stalled): the call must not be served."""
+
+
+def _chain(entries: list[ExchangeLogEntry], reads=()) -> None:
+    """Chain ``entries`` in order after the head; store them and the access-log ``reads`` (caller's transaction)."""
+    from dgov.registry.models import AccessLog
+
+    head = _lock_head()
+    every = int(getattr(settings, "EXCHANGE_CHECKPOINT_EVERY", 1000) or 0)
+    due = []
+    for entry in entries:
+        entry.seq, entry.prev_hash = head.seq + 1, head.hash
+        entry.hash = entry_hash(entry_content(entry), head.hash)
+        head.seq, head.hash = entry.seq, entry.hash
+        if every > 0 and entry.seq % every == 0:
+            due.append(entry)
+    ExchangeLogEntry.objects.bulk_create(entries)
+    head.save(update_fields=["seq", "hash"])
+    for entry in due:
+        _write_checkpoint(entry.seq, entry.hash)
+    if reads:
+        AccessLog.objects.bulk_create([AccessLog(**read._asdict()) for read in reads], batch_size=500)
+
+
+class LogWriter(BatchThread):
+    """The process's exchange-log writer: the entries waiting at each moment, chained and committed together."""
+
+    name = "dgov-exchange-log"
+
+    def handle(self, items: list) -> list:
+        """Store one batch of ``(entry, reads)`` in one transaction (its own connection, this thread's)."""
+        with transaction.atomic():
+            _chain([entry for entry, _reads in items], [read for _entry, reads in items for read in reads])
+        return [None] * len(items)
+
+
+writer = LogWriter(max_batch=200)
+"""The process's log writer; :func:`append` hands it every entry written outside a transaction."""
+
+WRITE_TIMEOUT = 30.0  # seconds a call waits for its entry before it is refused as unlogged
+
+
+def _group_commit() -> bool:
+    """Whether this call's entry goes through the writer: outside a transaction, unless turned off."""
+    if not getattr(settings, "EXCHANGE_LOG_GROUP_COMMIT", True):
+        return False
+    return not transaction.get_connection().in_atomic_block
+
+
 def append(
     *,
     operation: str,
@@ -152,37 +218,45 @@ def append(
     records: list[str] | tuple[str, ...] = (),
     grant_id: int | None = None,
     request_id: str = "",
+    reads=(),
 ) -> ExchangeLogEntry:
-    """Append one entry to the chain (in its own transaction, or the caller's) and return it."""
+    """Append one entry to the chain, with the registry access-log rows ``reads`` (``ReadLog``\\ s), and return it.
+
+    Committed before this returns: by the process's :class:`LogWriter` together with the other
+    entries waiting (outside a transaction), else in the caller's transaction. Raises
+    :class:`LogUnavailable` when the writer did not store it within ``WRITE_TIMEOUT``.
+    """
     if result not in ExchangeLogEntry.Result.values:
         raise ValueError(f"exchange log result must be one of {ExchangeLogEntry.Result.values}, not {result!r}")
-    with transaction.atomic():
-        head = _lock_head()
-        entry = ExchangeLogEntry(
-            seq=head.seq + 1,
-            at=timezone.now(),
-            request_id=_clip(request_id, 64),
-            operation=_clip(operation, 16),
-            consumer_code=_clip(consumer_code, 32),
-            client_id=_clip(client_id, 64),
-            provider_code=_clip(provider_code, 32),
-            resource_code=_clip(resource_code, 40),
-            fields_json=canonical_json([_clip(f, 64) for f in fields]),
-            purpose=_clip(purpose, 255),
-            records_json=canonical_json([_clip(r, 64) for r in records]),
-            result=result,
-            code=_clip(code, 32),
-            status=int(status),
-            grant_id=grant_id,
-            prev_hash=head.hash,
-        )
-        entry.hash = entry_hash(entry_content(entry), head.hash)
-        entry.save()
-        head.seq, head.hash = entry.seq, entry.hash
-        head.save(update_fields=["seq", "hash"])
-        every = int(getattr(settings, "EXCHANGE_CHECKPOINT_EVERY", 1000) or 0)
-        if every > 0 and entry.seq % every == 0:
-            _write_checkpoint(entry.seq, entry.hash)
+    entry = ExchangeLogEntry(
+        at=timezone.now(),
+        request_id=_clip(request_id, 64),
+        operation=_clip(operation, 16),
+        consumer_code=_clip(consumer_code, 32),
+        client_id=_clip(client_id, 64),
+        provider_code=_clip(provider_code, 32),
+        resource_code=_clip(resource_code, 40),
+        fields_json=canonical_json([_clip(f, 64) for f in fields]),
+        purpose=_clip(purpose, 255),
+        records_json=canonical_json([_clip(r, 64) for r in records]),
+        result=result,
+        code=_clip(code, 32),
+        status=int(status),
+        grant_id=grant_id,
+    )
+    reads = list(reads)
+    if _group_commit():
+        ok, outcome = writer.submit((entry, reads), timeout=WRITE_TIMEOUT)
+        if ok:
+            return entry
+        if outcome is TIMED_OUT:
+            raise LogUnavailable("the exchange log writer did not answer in time")
+        entry.pk = entry.seq = None  # the batch failed: write this entry alone, here
+    try:
+        with transaction.atomic():
+            _chain([entry], reads)
+    except DatabaseError as exc:
+        raise LogUnavailable(str(exc)) from exc
     return entry
 
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from dgov.kernel.fields import EncryptedTextField
 from dgov.kernel.models.audit import AppendOnlyModel, ChainCheckpoint, ChainHead
 
 
@@ -132,9 +133,9 @@ class ExchangeLogEntry(AppendOnlyModel):
     at = models.DateTimeField(_("时间"), db_index=True)
     request_id = models.CharField(_("请求标识"), max_length=64, blank=True)
     operation = models.CharField(_("操作"), max_length=16)
-    consumer_code = models.CharField(_("使用部门编码"), max_length=32, blank=True, db_index=True)
+    consumer_code = models.CharField(_("使用部门编码"), max_length=32, blank=True)
     client_id = models.CharField(_("调用客户端"), max_length=64, blank=True)
-    provider_code = models.CharField(_("提供部门编码"), max_length=32, blank=True, db_index=True)
+    provider_code = models.CharField(_("提供部门编码"), max_length=32, blank=True)
     resource_code = models.CharField(_("信息资源代码"), max_length=40, blank=True)
     fields_json = models.TextField(_("信息项"), default="[]")
     purpose = models.CharField(_("用途"), max_length=255, blank=True)
@@ -150,6 +151,11 @@ class ExchangeLogEntry(AppendOnlyModel):
         verbose_name = _("交换日志")
         verbose_name_plural = _("交换日志")
         ordering = ["-seq"]
+        # A department's log page and monitoring filter by its code on one side and a period of days.
+        indexes = [
+            models.Index(fields=["consumer_code", "at"], name="exchange_log_consumer_at"),
+            models.Index(fields=["provider_code", "at"], name="exchange_log_provider_at"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.operation} {self.resource_code} {self.result}"
@@ -283,3 +289,190 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.uid} {self.event_type} ({self.state})"
+
+
+class DataService(models.Model):
+    """A provider department's own HTTP service behind a catalogue resource (部门数据服务), proxied by the gateway.
+
+    The gateway forwards granted reads and verifications of a resource whose items are not linked
+    to a registry to ``endpoint_url`` (SM2-signed by the platform, optionally with a bearer
+    ``credential``), keeps only the granted items of the answer and logs the call. One service per
+    resource; ``suspended`` stops the proxying without forgetting the registration. The contract
+    the service implements is in docs/exchange.md ("Department data services").
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("生效")
+        SUSPENDED = "suspended", _("已暂停")
+
+    resource = models.ForeignKey(
+        "catalog.InformationResource", verbose_name=_("信息资源"), on_delete=models.PROTECT, related_name="+"
+    )
+    provider = models.ForeignKey(
+        "kernel.Organization", verbose_name=_("提供部门"), on_delete=models.PROTECT, related_name="+"
+    )
+    endpoint_url = models.URLField(_("服务地址"), max_length=1000)
+    description = models.CharField(_("说明"), max_length=200, blank=True)
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.CharField(_("状态原因"), max_length=300, blank=True)
+    timeout = models.PositiveSmallIntegerField(_("超时（秒）"), default=10)
+    # The bearer secret dgov presents to the service: it must be sent, so it is encrypted (not
+    # hashed), under its own key purpose; it is never shown again after it is set.
+    credential = EncryptedTextField(_("访问凭证"), blank=True, purpose="exchange.dataservice", editable=False)
+    last_check_at = models.DateTimeField(_("最近检测时间"), null=True, blank=True)
+    last_check_ok = models.BooleanField(_("最近检测是否正常"), null=True, blank=True)
+    last_check_code = models.CharField(_("最近检测结果"), max_length=32, blank=True)
+    created_by = models.CharField(_("登记人"), max_length=150)
+    created_at = models.DateTimeField(_("登记时间"))
+    updated_by = models.CharField(_("更新人"), max_length=150)
+    updated_at = models.DateTimeField(_("更新时间"))
+
+    class Meta:
+        verbose_name = _("部门数据服务")
+        verbose_name_plural = _("部门数据服务")
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["resource"], name="exchange_dataservice_resource_uniq")]
+        indexes = [models.Index(fields=["provider", "status"], name="exchange_dataservice_provider")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.resource_id} ({self.status})"
+
+    @property
+    def has_credential(self) -> bool:
+        """Whether a bearer secret is configured (the secret itself is never shown)."""
+        return bool(self.credential)
+
+
+# --- Federation (级联): other dgov instances, their catalogues, requests filed with them -------------
+
+
+class Peer(models.Model):
+    """Another dgov instance this one exchanges with (级联对端): its code, address and pinned SM2 keys.
+
+    ``keys`` pins the peer's public keys (``[{"kid", "public_key"}]``): a signed request or answer
+    verifies only under a pinned key. Departments of the peer that file requests here are
+    represented by local *mirror* organizations (code ``<peer code>:<department code>``, kind
+    ``PEER``) placed on ``division``.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("启用")
+        SUSPENDED = "suspended", _("已暂停")
+
+    code = models.CharField(_("对端编码"), max_length=16, unique=True, help_text=_("对端平台的级联编码"))
+    name = models.CharField(_("对端名称"), max_length=128)
+    base_url = models.URLField(_("对端地址"), max_length=500)
+    keys = models.JSONField(_("固定的公钥"), default=list)
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.CharField(_("状态原因"), max_length=300, blank=True)
+    division = models.ForeignKey(
+        "kernel.Division",
+        verbose_name=_("镜像部门所在区划"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("对端部门在本平台的镜像组织登记在该区划"),
+    )
+    created_by = models.CharField(_("创建人"), max_length=150)
+    created_at = models.DateTimeField(_("创建时间"))
+    updated_at = models.DateTimeField(_("更新时间"))
+    last_sync_at = models.DateTimeField(_("最近同步时间"), null=True, blank=True)
+    last_sync_ok = models.BooleanField(_("最近同步是否成功"), null=True, blank=True)
+    last_sync_code = models.CharField(_("最近同步结果"), max_length=40, blank=True)
+
+    class Meta:
+        verbose_name = _("级联对端")
+        verbose_name_plural = _("级联对端")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class PeerNonce(models.Model):
+    """A nonce a peer has used in a signed request (replay protection); purged after twice the clock window."""
+
+    peer = models.ForeignKey(Peer, verbose_name=_("对端"), on_delete=models.CASCADE, related_name="+")
+    nonce = models.CharField(_("随机数"), max_length=64)
+    seen_at = models.DateTimeField(_("收到时间"), db_index=True)
+
+    class Meta:
+        verbose_name = _("级联请求随机数")
+        verbose_name_plural = _("级联请求随机数")
+        constraints = [models.UniqueConstraint(fields=["peer", "nonce"], name="exchange_peernonce_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.peer_id}:{self.nonce}"
+
+
+class RemoteResource(models.Model):
+    """A resource of a peer's published catalogue (跨级目录), as last pulled from it; metadata only, no data."""
+
+    peer = models.ForeignKey(Peer, verbose_name=_("对端"), on_delete=models.CASCADE, related_name="resources")
+    code = models.CharField(_("信息资源代码"), max_length=40)
+    name = models.CharField(_("信息资源名称"), max_length=200)
+    provider_code = models.CharField(_("提供部门编码"), max_length=32)
+    provider_name = models.CharField(_("提供部门"), max_length=128)
+    sharing_type = models.CharField(_("共享类型"), max_length=16)
+    sharing_conditions = models.TextField(_("共享条件"), blank=True)
+    summary = models.TextField(_("摘要"), blank=True)
+    # [{"code", "name", "data_type", "sharing_type"}]: the items the peer's gateway serves.
+    items = models.JSONField(_("信息项"), default=list)
+    version = models.PositiveIntegerField(_("版本"), default=1)
+    fetched_at = models.DateTimeField(_("同步时间"))
+    withdrawn_at = models.DateTimeField(_("对端撤下时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("跨级目录资源")
+        verbose_name_plural = _("跨级目录资源")
+        ordering = ["peer", "code"]
+        constraints = [models.UniqueConstraint(fields=["peer", "code"], name="exchange_remoteresource_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.peer_id}:{self.code} {self.name}"
+
+    @property
+    def url_key(self) -> str:
+        """The code as URLs write it (``/`` → ``-``)."""
+        return self.code.replace("/", "-", 1)
+
+
+class RemoteShareRequest(models.Model):
+    """A local department's share request filed with a peer (跨级共享申请); its status is polled from the peer."""
+
+    consumer = models.ForeignKey(
+        "kernel.Organization", verbose_name=_("申请部门"), on_delete=models.PROTECT, related_name="+"
+    )
+    peer = models.ForeignKey(Peer, verbose_name=_("对端"), on_delete=models.PROTECT, related_name="requests")
+    resource_code = models.CharField(_("信息资源代码"), max_length=40)
+    resource_name = models.CharField(_("信息资源名称"), max_length=200)
+    provider_code = models.CharField(_("提供部门编码"), max_length=32)
+    provider_name = models.CharField(_("提供部门"), max_length=128)
+    # {item code: "full" | "verify"}
+    items = models.JSONField(_("申请信息项"), default=dict)
+    purpose = models.TextField(_("用途"))
+    legal_basis = models.TextField(_("法律依据"))
+    period_start = models.DateField(_("使用期限起"))
+    period_end = models.DateField(_("使用期限止"))
+    # The ShareRequest's id and status at the provider's instance.
+    remote_id = models.BigIntegerField(_("对端申请编号"))
+    status = models.CharField(_("状态"), max_length=12, choices=ShareRequest.Status.choices)
+    reason = models.TextField(_("意见/原因"), blank=True)
+    due_on = models.DateField(_("审批期限"), null=True, blank=True)
+    # The provider's grant as last seen: {"items", "valid_from", "valid_until", "state"} or {}.
+    grant = models.JSONField(_("授权"), default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("申请人"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_at = models.DateTimeField(_("申请时间"))
+    decided_at = models.DateTimeField(_("审批时间"), null=True, blank=True)
+    synced_at = models.DateTimeField(_("状态同步时间"))
+
+    class Meta:
+        verbose_name = _("跨级共享申请")
+        verbose_name_plural = _("跨级共享申请")
+        ordering = ["-submitted_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["peer", "remote_id"], name="exchange_remoterequest_uniq")]
+        indexes = [models.Index(fields=["consumer", "peer", "resource_code"], name="exchange_remotereq_consumer")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.peer_id}:{self.resource_code} → {self.consumer_id} ({self.status})"

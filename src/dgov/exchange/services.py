@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -45,9 +48,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dgov.catalog import services as catalog_services
 from dgov.catalog.models import InformationResource, SharingType
-from dgov.exchange import log
+from dgov.exchange import dataservice, log, lookups
 from dgov.exchange.models import ExchangeLogEntry, Grant, ItemMode, RateBucket, ShareRequest
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit
@@ -64,6 +66,7 @@ __all__ = [
     "can_see_entry",
     "daily_counts",
     "expire_grants",
+    "file_request",
     "client_department",
     "gateway_read",
     "gateway_read_many",
@@ -218,6 +221,42 @@ def request_share(
         errors["period_end"] = [_("使用期限止须不早于起始日和今天")]
     if errors:
         raise ValidationError(errors, code="invalid_request")
+    return file_request(
+        resource,
+        consumer=consumer,
+        available=available,
+        wanted=wanted,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        period_start=period_start,
+        period_end=period_end,
+        requested_by=actor,
+        audit_actor=actor,
+    )
+
+
+def file_request(
+    resource: InformationResource,
+    *,
+    consumer: Organization,
+    available: dict[str, dict],
+    wanted: dict[str, str],
+    purpose: str,
+    legal_basis: str,
+    period_start: datetime.date,
+    period_end: datetime.date,
+    requested_by,
+    audit_actor,
+    detail: dict | None = None,
+) -> ShareRequest:
+    """Store a checked request and decide it by its sharing type; audited ``exchange.request.<status>``.
+
+    The sharing type is the strictest of the resource's and the wanted items' (``available`` are
+    the published items): 无条件共享 is granted at once, 有条件共享 waits for the provider (due in
+    ``EXCHANGE_APPROVAL_DAYS`` working days), 不予共享 is refused with the catalogue's basis.
+    Shared by officials' requests (:func:`request_share`) and peers' forwarded ones
+    (:mod:`dgov.exchange.federation_exchange`); ``detail`` adds to the audit record.
+    """
     types = [resource.sharing_type, *(available[code]["sharing_type"] for code in wanted)]
     sharing_type = max(types, key=lambda t: _STRICTNESS.get(t, 2))
     now = timezone.now()
@@ -231,17 +270,18 @@ def request_share(
             period_start=period_start,
             period_end=period_end,
             sharing_type=sharing_type,
-            requested_by=actor,
+            requested_by=requested_by,
             submitted_at=now,
         )
-        detail = {"resource": resource.code, "items": wanted, "sharing_type": sharing_type}
+        detail = {"resource": resource.code, "items": wanted, "sharing_type": sharing_type, **(detail or {})}
         if sharing_type == SharingType.UNCONDITIONAL:
             request.status, request.decided_at = Status.GRANTED, now
             request.save()
             grant = _make_grant(request, now=now)
             detail["grant"] = grant.pk
         elif sharing_type == SharingType.CONDITIONAL:
-            request.due_on = add_working_days(today, int(getattr(settings, "EXCHANGE_APPROVAL_DAYS", 5)))
+            days = int(getattr(settings, "EXCHANGE_APPROVAL_DAYS", 5))
+            request.due_on = add_working_days(timezone.localdate(), days)
             request.save()
             detail["due_on"] = request.due_on.isoformat()
         else:
@@ -250,7 +290,7 @@ def request_share(
             request.status, request.decided_at = Status.REFUSED, now
             request.reason = basis or _("所申请的信息项为不予共享：%(items)s") % {"items": "、".join(refused)}
             request.save()
-        audit.record(f"exchange.request.{request.status}", actor=actor, target=request, detail=detail)
+        audit.record(f"exchange.request.{request.status}", actor=audit_actor, target=request, detail=detail)
     return request
 
 
@@ -469,21 +509,49 @@ def can_see_entry(actor, entry: ExchangeLogEntry) -> bool:
 # --- Rate limit -----------------------------------------------------------------------------------
 
 
+# A process takes tokens from the shared bucket a tenth of a second's worth at a time (at most 100)
+# and spends them locally for up to LEASE_SECONDS, so a busy client costs one bucket update per lease
+# rather than per call. Small rates (under 20/s) take one token per call, exactly as before.
+LEASE_SECONDS = 1.0
+_leases: dict[str, list] = {}
+_leases_lock = threading.Lock()
+
+
 def take_token(client_id: str, *, now: datetime.datetime | None = None) -> bool:
     """Take one token of the client's bucket (``EXCHANGE_RATE_PER_SECOND``, ``EXCHANGE_RATE_BURST``); False when empty.
 
-    The bucket is a database row locked for the update, so every web node shares it; a rate of
-    0 disables the limit. When the bucket is a transaction of its own (the gateway takes the token
-    before its other work), its commit on PostgreSQL does not wait for the write-ahead log to reach
-    the disk: the row lock is released at once instead of after an fsync, so one client's calls are
-    not serialized at the disk's speed. A crash may forget the last few token takes — harmless for
-    a rate limit.
+    The bucket is a database row, so every web node shares it; a rate of 0 disables the limit. A
+    process leases ``min(rate/10, burst/4, 100)`` tokens at a time from it (see ``LEASE_SECONDS``),
+    so the limit holds across nodes to within one lease per process.
     """
     rate = float(getattr(settings, "EXCHANGE_RATE_PER_SECOND", 50))
     burst = float(getattr(settings, "EXCHANGE_RATE_BURST", 100))
     if rate <= 0:
         return True
-    now = now or timezone.now()
+    chunk = max(1, min(int(rate / 10), int(burst / 4), 100))
+    if chunk > 1:
+        with _leases_lock:
+            lease = _leases.get(client_id)
+            if lease is not None and lease[0] >= 1 and lease[1] > time.monotonic():
+                lease[0] -= 1
+                return True
+    taken = _take_from_bucket(client_id, chunk, rate=rate, burst=burst, now=now or timezone.now())
+    if taken and chunk > 1:
+        with _leases_lock:
+            if len(_leases) > 10000:
+                _leases.clear()
+            _leases[client_id] = [taken - 1, time.monotonic() + LEASE_SECONDS]
+    return taken > 0
+
+
+def _take_from_bucket(client_id: str, wanted: int, *, rate: float, burst: float, now) -> int:
+    """Take up to ``wanted`` whole tokens from the client's bucket row (at least 1, or 0 when empty).
+
+    The row is locked for the update. When the bucket is a transaction of its own, its commit on
+    PostgreSQL does not wait for the write-ahead log to reach the disk: the row lock is released at
+    once instead of after an fsync. A crash may forget the last few token takes — harmless for a
+    rate limit.
+    """
     connection = transaction.get_connection()
     own_transaction = not connection.in_atomic_block
     with transaction.atomic():
@@ -494,17 +562,18 @@ def take_token(client_id: str, *, now: datetime.datetime | None = None) -> bool:
         if bucket is None:
             try:
                 with transaction.atomic():
-                    RateBucket.objects.create(client_id=client_id, tokens=burst - 1, updated_at=now)
-                return True
+                    taken = min(wanted, int(burst))
+                    RateBucket.objects.create(client_id=client_id, tokens=burst - taken, updated_at=now)
+                return taken
             except IntegrityError:
                 bucket = RateBucket.objects.select_for_update().get(pk=client_id)
         elapsed = max(0.0, (now - bucket.updated_at).total_seconds())
         tokens = min(burst, bucket.tokens + elapsed * rate)
-        allowed = tokens >= 1
-        bucket.tokens = tokens - 1 if allowed else tokens
+        taken = min(wanted, int(tokens))
+        bucket.tokens = tokens - taken
         bucket.updated_at = now
         bucket.save(update_fields=["tokens", "updated_at"])
-    return allowed
+    return taken
 
 
 # --- Gateway settings -----------------------------------------------------------------------------
@@ -567,30 +636,45 @@ class _Call:
     purpose: str = ""
     fields: list[str] = field(default_factory=list)
     grant_id: int | None = None
+    department: Organization | None = None
 
-    def log(self, result: str, *, code: str = "", status: int = 200, records=()) -> ExchangeLogEntry | None:
-        """Append this call to the exchange log (None when the log is turned off for a benchmark)."""
+    def log(self, result: str, *, code: str = "", status: int = 200, records=(), reads=()) -> ExchangeLogEntry | None:
+        """Append this call to the exchange log with the registry access-log rows ``reads``.
+
+        Returns None when the log is turned off for a benchmark (the ``reads`` are stored all the
+        same). An entry that cannot be written refuses the call: 503 ``log_unavailable``.
+        """
         if not log_enabled():
-            return None
-        return log.append(
-            operation=self.operation,
-            result=result,
-            code=code,
-            status=status,
-            consumer_code=self.consumer_code,
-            client_id=self.client_id,
-            provider_code=self.provider_code,
-            resource_code=self.resource_code,
-            fields=self.fields,
-            purpose=self.purpose,
-            records=list(records),
-            grant_id=self.grant_id,
-            request_id=self.request_id,
-        )
+            if reads:
+                from dgov.registry.models import AccessLog
 
-    def refuse(self, status: int, code: str, message: str, result: str = "denied") -> GatewayRefusal:
-        """Log the refusal and return the exception to raise."""
-        entry = self.log(result, code=code, status=status)
+                AccessLog.objects.bulk_create([AccessLog(**read._asdict()) for read in reads])
+            return None
+        try:
+            return log.append(
+                operation=self.operation,
+                result=result,
+                code=code,
+                status=status,
+                consumer_code=self.consumer_code,
+                client_id=self.client_id,
+                provider_code=self.provider_code,
+                resource_code=self.resource_code,
+                fields=self.fields,
+                purpose=self.purpose,
+                records=list(records),
+                grant_id=self.grant_id,
+                request_id=self.request_id,
+                reads=reads,
+            )
+        except log.LogUnavailable:
+            raise GatewayRefusal(503, "log_unavailable", _("共享交换日志暂不可用，请稍后再试")) from None
+
+    def refuse(
+        self, status: int, code: str, message: str, result: str = "denied", *, log_code: str = ""
+    ) -> GatewayRefusal:
+        """Log the refusal (with ``log_code`` when the log should say more than the caller is told); the exception."""
+        entry = self.log(result, code=log_code or code, status=status)
         return GatewayRefusal(status, code, message, seq=entry.seq if entry is not None else None)
 
 
@@ -598,18 +682,28 @@ class _Call:
 class _Target:
     """The checked context of a call: resource, grant items, registry and the item → field map."""
 
-    resource: InformationResource
+    context: lookups.CallContext
     granted: dict[str, str]
     items: dict[str, dict]
     registry: object
 
+    @cached_property
+    def resource(self) -> InformationResource:
+        """The catalogue resource (loaded on first use; the gateway itself needs only its id and code)."""
+        return InformationResource.objects.select_related("provider").get(pk=self.context.resource_id)
 
-def _check_call(call: _Call, requested: list[str]) -> _Target:
-    """Authenticate the client, rate-limit, find the resource and the live grant; log and raise refusals."""
+
+def _check_client(call: _Call, requested: list[str]) -> Organization:
+    """The consumer department of a call by a client-credentials client with ``exchange:call``, within its rate.
+
+    Logs and raises refusals (403 ``client_token_required`` / ``scope_missing``, 429
+    ``rate_limited``). Shared by every backend of the gateway and by calls forwarded to peers.
+    """
     principal = call.principal
     client_id = getattr(principal, "client_id", "")
     department = department_of(principal)
     call.client_id = client_id or ""
+    call.department = department
     call.consumer_code = department.code if department is not None else ""
     call.fields = list(requested)
     if not client_id or department is None or getattr(principal, "scopes", None) is None:
@@ -618,33 +712,48 @@ def _check_call(call: _Call, requested: list[str]) -> _Target:
         raise call.refuse(403, "scope_missing", _("当前凭证没有 %(scope)s 权限范围") % {"scope": SCOPE})
     if not take_token(client_id):
         raise call.refuse(429, "rate_limited", _("调用过于频繁，请稍后再试"))
-    resource = catalog_services.find_resource(call.resource_code)
-    items = requestable_items(resource) if resource is not None else {}
+    return department
+
+
+def _check_grant(call: _Call, requested: list[str]) -> tuple[lookups.CallContext, dict[str, dict]]:
+    """:func:`_check_client`, then the resource and the consumer's live grant: (context, published items).
+
+    Logs and raises refusals. One statement when the caches are warm: the resource's state with
+    the consumer's grants (:func:`dgov.exchange.lookups.call_context`); the published items are
+    read once per process and version. Shared by every backend of the gateway.
+    """
+    department = _check_client(call, requested)
+    context = lookups.call_context(department.pk, call.resource_code, timezone.now())
+    items = lookups.published_items(context) if context is not None else {}
     if not items:
         raise call.refuse(404, "resource_not_found", _("信息资源不存在或未发布"))
-    call.provider_code = resource.provider.code
-    granted, grant_id, refusal = live_grant_items(department, resource)
-    call.grant_id = grant_id
-    if grant_id is None:
-        raise call.refuse(403, refusal, _("没有该信息资源的有效共享授权"))
-    purpose = Grant.objects.filter(pk=grant_id).values_list("request__purpose", flat=True).first() or ""
-    call.purpose = purpose
+    call.provider_code = context.provider_code
+    call.grant_id = context.grant_id
+    if context.grant_id is None:
+        raise call.refuse(403, context.refusal, _("没有该信息资源的有效共享授权"))
+    call.purpose = context.purpose
+    return context, items
+
+
+def _check_call(call: _Call, requested: list[str]) -> _Target:
+    """:func:`_check_grant`, then the registry the resource's items are linked to; log and raise refusals."""
+    context, items = _check_grant(call, requested)
     linked = {code: item for code, item in items.items() if item.get("registry") and item.get("registry_field")}
     if not linked:
         raise call.refuse(404, "no_data_service", _("该信息资源不提供接口数据服务"), result="error")
     registry_code = next(iter(linked.values()))["registry"]
     try:
-        registry = registry_services.get_registry(registry_code)
+        registry = registry_services.cached_registry(registry_code)
     except registry_services.RegistryNotFound:
         raise call.refuse(404, "no_data_service", _("该信息资源不提供接口数据服务"), result="error") from None
     linked = {code: item for code, item in linked.items() if item["registry"] == registry_code}
-    return _Target(resource, granted, linked, registry)
+    return _Target(context, context.granted, linked, registry)
 
 
-def _find(call: _Call, target: _Target, identifier: str):
-    """The record with this identifier in the target registry (None when there is none)."""
+def _find(call: _Call, target: _Target, identifier: str) -> lookups.FoundRecord | None:
+    """The live record with this identifier in the target registry (None when there is none)."""
     try:
-        return registry_services.find_record(target.registry, target.registry.identifier_field, identifier)
+        return lookups.find_record(target.registry, identifier)
     except RecordValidationError:
         raise call.refuse(404, "no_data_service", _("该信息资源不提供接口数据服务"), result="error") from None
 
@@ -666,21 +775,31 @@ def _too_large(call: _Call) -> GatewayRefusal:
     return call.refuse(422, "too_large", _("应答超出共享交换网关的大小限制，请减少信息项或记录数"))
 
 
+def _reads(call: _Call, target: _Target, records: list[lookups.FoundRecord], fields: list[str], channel: str):
+    """The registry access-log rows of the records served (the fields each record has among ``fields``)."""
+    return [
+        registry_services.access_log_entry(
+            target.registry,
+            record_id=record.pk,
+            values=record.values,
+            actor=call.principal,
+            purpose=call.purpose,
+            channel=channel,
+            fields=sorted(name for name in fields if name in record.values),
+            department=call.department,
+        )
+        for record in records
+    ]
+
+
 def _serve(call: _Call, target: _Target, served: list[str], records: list, answer: dict, *, channel="exchange"):
-    """Check the answer's size, then log the call and the registry reads in one transaction; fill ``exchange``."""
+    """Check the answer's size, then log the call with the registry reads (committed together); fill ``exchange``."""
     answer["exchange"] = {"seq": 0, "hash": "0" * 64}  # the size of the real reference
     if _answer_size(answer) > max_response_bytes():
         raise _too_large(call)
-    with transaction.atomic():
-        entry = call.log("ok", status=200, records=[str(record.uid) for record in records])
-        if records:
-            registry_services.log_reads(
-                records,
-                actor=call.principal,
-                purpose=call.purpose,
-                channel=channel,
-                fields=[target.items[code]["registry_field"] for code in served],
-            )
+    fields = [target.items[code]["registry_field"] for code in served]
+    reads = _reads(call, target, records, fields, channel)
+    entry = call.log("ok", status=200, records=[record.uid for record in records], reads=reads)
     answer["exchange"] = _exchange_ref(entry)
     return answer
 
@@ -690,6 +809,12 @@ def gateway_read(principal, resource_code: str, identifier: str, *, fields=None,
 
     An answer larger than ``EXCHANGE_MAX_RESPONSE_BYTES`` is refused (422 ``too_large``) and logged.
     """
+    # >>> Department data service (dgov.exchange.dataservice): proxied resources take the other backend.
+    if dataservice.routes(resource_code):
+        proxied = dataservice.proxy_read(principal, resource_code, identifier, fields=fields, request_id=request_id)
+        if proxied is not None:
+            return proxied
+    # <<<
     call = _Call(principal, "read", resource_code, request_id)
     requested = sorted(set(fields)) if fields else []
     target = _check_call(call, requested)
@@ -698,9 +823,8 @@ def gateway_read(principal, resource_code: str, identifier: str, *, fields=None,
     record = _find(call, target, identifier)
     if record is None:
         raise call.refuse(404, "record_not_found", _("未找到对应记录"), result="error")
-    values = registry_services.record_values_now(record)
-    out = {code: values.get(target.items[code]["registry_field"]) for code in served}
-    answer = {"resource": target.resource.code, "record": str(record.uid), "items": out}
+    out = {code: record.values.get(target.items[code]["registry_field"]) for code in served}
+    answer = {"resource": target.context.resource_code, "record": record.uid, "items": out}
     return _serve(call, target, served, [record], answer)
 
 
@@ -712,6 +836,14 @@ def gateway_read_many(
     More than ``EXCHANGE_MAX_RECORDS`` identifiers, or an answer larger than
     ``EXCHANGE_MAX_RESPONSE_BYTES``, is refused (422 ``too_large``) and logged.
     """
+    # >>> Department data service (dgov.exchange.dataservice): proxied resources take the other backend.
+    if dataservice.routes(resource_code):
+        proxied = dataservice.proxy_read_many(
+            principal, resource_code, identifiers, fields=fields, request_id=request_id
+        )
+        if proxied is not None:
+            return proxied
+    # <<<
     call = _Call(principal, "read", resource_code, request_id)
     requested = sorted(set(fields)) if fields else []
     target = _check_call(call, requested)
@@ -725,12 +857,10 @@ def gateway_read_many(
         if record is None:
             rows.append(None)
             continue
-        values = registry_services.record_values_now(record)
-        rows.append(
-            {"record": str(record.uid), "items": {c: values.get(target.items[c]["registry_field"]) for c in served}}
-        )
+        values = record.values
+        rows.append({"record": record.uid, "items": {c: values.get(target.items[c]["registry_field"]) for c in served}})
         found.append(record)
-    answer = {"resource": target.resource.code, "records": rows}
+    answer = {"resource": target.context.resource_code, "records": rows}
     return _serve(call, target, served, found, answer)
 
 
@@ -761,10 +891,33 @@ def _comparable(definition, raw):
     return raw
 
 
+def verify_answer(op: str, current, given) -> bool:
+    """The answer of a verification: ``exists`` — ``current`` is not empty; ``eq``/``lt``/``gt`` — compared
+    with ``given`` (False when there is no current value, or when the two cannot be compared)."""
+    if op == "exists":
+        return current not in (None, "", [], {})
+    if current is None:
+        return False
+    try:
+        if op == "eq":
+            return current == given
+        return current < given if op == "lt" else current > given
+    except TypeError:  # values of different kinds (a department's service gave a date where a number was declared)
+        return False
+
+
 def gateway_verify(
     principal, resource_code: str, *, identifier: str, item: str, op: str, value=None, request_id: str = ""
 ) -> dict:
     """Answer a yes/no question about one item of one record (核验) without returning the value."""
+    # >>> Department data service (dgov.exchange.dataservice): proxied resources take the other backend.
+    if dataservice.routes(resource_code):
+        proxied = dataservice.proxy_verify(
+            principal, resource_code, identifier=identifier, item=item, op=op, value=value, request_id=request_id
+        )
+        if proxied is not None:
+            return proxied
+    # <<<
     call = _Call(principal, "verify", resource_code, request_id)
     target = _check_call(call, [item])
     if item not in target.items or item not in target.granted:
@@ -788,24 +941,13 @@ def gateway_verify(
     record = _find(call, target, identifier)
     if record is None:
         return {"result": False, "exchange": _exchange_ref(call.log("ok", code="no_record"))}
-    stored = registry_services.record_values_now(record).get(registry_field)
+    stored = record.values.get(registry_field)
     try:
         current = _comparable(definition, stored)
     except (ValueError, InvalidOperation):
         current = None
-    if op == "exists":
-        answer = current not in (None, "", [], {})
-    elif current is None:
-        answer = False
-    elif op == "eq":
-        answer = current == given
-    elif op == "lt":
-        answer = current < given
-    else:
-        answer = current > given
-    with transaction.atomic():
-        entry = call.log("ok", records=[str(record.uid)])
-        registry_services.log_reads(
-            [record], actor=principal, purpose=call.purpose, channel="exchange-verify", fields=[registry_field]
-        )
+    answer = verify_answer(op, current, given)
+    entry = call.log(
+        "ok", records=[record.uid], reads=_reads(call, target, [record], [registry_field], "exchange-verify")
+    )
     return {"result": bool(answer), "exchange": _exchange_ref(entry)}

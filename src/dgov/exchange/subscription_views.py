@@ -11,16 +11,15 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
-from dgov.catalog import services as catalog_services
 from dgov.exchange import subscriptions as services
 from dgov.exchange.models import Delivery
-from dgov.exchange.views import _messages_of, _official
+from dgov.exchange.views import _add_for_resource, _flash_errors, _official
 
 
 def _date(value: str | None) -> datetime.date | None:
@@ -43,24 +42,16 @@ def _mine(user, pk: int):
 def index(request):
     """My department's subscriptions and the form to add one."""
     user, _department = _official(request)
-    errors: list[str] = []
-    form = {"resource": "", "callback_url": "", "description": ""}
-    if request.method == "POST":
-        form = {key: request.POST.get(key, "").strip() for key in form}
-        code = form["resource"] if "/" in form["resource"] else form["resource"].replace("-", "/", 1)
-        resource = catalog_services.find_resource(code) if code else None
-        if resource is None:
-            errors = [gettext("信息资源不存在或未发布。")]
-        else:
-            try:
-                services.subscribe(
-                    resource, actor=user, callback_url=form["callback_url"], description=form["description"]
-                )
-            except (ValidationError, PermissionDenied) as exc:
-                errors = _messages_of(exc) if isinstance(exc, ValidationError) else [str(exc)]
-            else:
-                messages.success(request, gettext("订阅已创建。"))
-                return redirect("exchange:subscriptions")
+
+    def subscribe(resource, form):
+        """Subscribe, then back to the list."""
+        services.subscribe(resource, actor=user, callback_url=form["callback_url"], description=form["description"])
+        messages.success(request, gettext("订阅已创建。"))
+        return redirect("exchange:subscriptions")
+
+    form, subscribed, errors = _add_for_resource(request, ("resource", "callback_url", "description"), subscribe)
+    if subscribed:
+        return subscribed
     return render(
         request,
         "exchange/subscriptions.html",
@@ -110,8 +101,7 @@ def change(request, pk: int):
         steps[action]()
         messages.success(request, gettext("订阅状态已更新。"))
     except ValidationError as exc:
-        for message in _messages_of(exc):
-            messages.error(request, message)
+        _flash_errors(request, exc)
     return redirect("exchange:subscription", pk=pk)
 
 
@@ -132,6 +122,5 @@ def retry(request, pk: int, uid: str):
         services.retry_now(delivery, actor=user)
         messages.success(request, gettext("已安排立即重试。"))
     except ValidationError as exc:
-        for message in _messages_of(exc):
-            messages.error(request, message)
+        _flash_errors(request, exc)
     return redirect("exchange:subscription", pk=pk)

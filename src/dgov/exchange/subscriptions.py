@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
-import ipaddress
 import logging
 import random
 import time
@@ -61,6 +60,7 @@ from dgov.catalog.models import InformationResource
 from dgov.exchange import log
 from dgov.exchange import services as exchange_services
 from dgov.exchange.models import Delivery, Grant, Subscription
+from dgov.kernel import outbound
 from dgov.kernel.services import audit
 from dgov.kernel.services.audit import canonical_json, format_timestamp
 
@@ -126,35 +126,27 @@ def _label(actor) -> str:
     return str(actor)[:150]
 
 
-def _loopback(host: str) -> bool:
-    """Whether ``host`` is this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+# The outbound checks a callback URL must pass, in the order its errors are reported.
+_CALLBACK_CHECKS = ("empty", "length", "fragment", "userinfo", "port", "scheme", "insecure")
 
 
 def check_callback_url(url: str) -> str:
     """A callback URL a subscription may use (https; http for loopback or outside production); else ValidationError."""
     url = (url or "").strip()
-    if not url or len(url) > 1000:
-        raise ValidationError({"callback_url": [_("回调地址不能为空且不超过 1000 个字符")]}, code="bad_url")
-    parts = urlsplit(url)
-    if parts.fragment or "#" in url or parts.username or parts.password:
-        raise ValidationError({"callback_url": [_("回调地址不能包含 # 片段或用户名密码")]}, code="bad_url")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise ValidationError({"callback_url": [_("回调地址的端口不正确")]}, code="bad_url") from None
-    if parts.scheme == "https" and parts.hostname:
+    problem = outbound.url_problem(url, _CALLBACK_CHECKS, max_length=1000)
+    if problem is None:
         return url
-    if parts.scheme == "http" and parts.hostname:
-        if _loopback(parts.hostname) or not getattr(settings, "PRODUCTION", False):
-            return url
-        raise ValidationError({"callback_url": [_("生产环境的回调地址必须使用 https")]}, code="bad_url")
-    raise ValidationError({"callback_url": [_("回调地址必须是完整的 https 地址")]}, code="bad_url")
+    if problem in ("empty", "length"):
+        message = _("回调地址不能为空且不超过 1000 个字符")
+    elif problem in ("fragment", "userinfo"):
+        message = _("回调地址不能包含 # 片段或用户名密码")
+    elif problem == "port":
+        message = _("回调地址的端口不正确")
+    elif problem == "insecure":
+        message = _("生产环境的回调地址必须使用 https")
+    else:
+        message = _("回调地址必须是完整的 https 地址")
+    raise ValidationError({"callback_url": [message]}, code="bad_url")
 
 
 def _linked_registry(resource: InformationResource) -> str:
@@ -417,20 +409,32 @@ def on_record_event(event) -> int:
 # --- Signing ------------------------------------------------------------------------------------
 
 
-def signing_bytes(timestamp: str, delivery_uid: str, body: bytes) -> bytes:
-    """The bytes a webhook's SM2 signature covers: ``FORMAT US timestamp US delivery US body``."""
-    return SEP.join((FORMAT, timestamp, delivery_uid)).encode("utf-8") + SEP.encode("utf-8") + body
+def signing_bytes(timestamp: str, delivery_uid: str, body: bytes, *, prefix: str = FORMAT) -> bytes:
+    """The bytes a webhook's SM2 signature covers: ``FORMAT US timestamp US delivery US body``.
+
+    ``prefix`` separates the platform's other signed outbound requests from webhooks: the
+    department data-service calls (:mod:`dgov.exchange.dataservice`) sign
+    ``dgov-dataservice-v1 US timestamp US request-id US body`` with the same key.
+    """
+    return SEP.join((prefix, timestamp, delivery_uid)).encode("utf-8") + SEP.encode("utf-8") + body
 
 
 def verify_signature(
-    *, public_key_pem: str | bytes, timestamp: str, delivery_uid: str, body: bytes, signature_b64: str
+    *,
+    public_key_pem: str | bytes,
+    timestamp: str,
+    delivery_uid: str,
+    body: bytes,
+    signature_b64: str,
+    prefix: str = FORMAT,
 ) -> bool:
     """Whether a webhook's ``X-Dgov-Signature`` verifies with the published public key (what a receiver does)."""
     from dgov.kernel.crypto import SM2PublicKey
 
     try:
         key = SM2PublicKey.from_pem(public_key_pem)
-        return bool(key.verify(base64.b64decode(signature_b64), signing_bytes(timestamp, delivery_uid, body)))
+        signed = signing_bytes(timestamp, delivery_uid, body, prefix=prefix)
+        return bool(key.verify(base64.b64decode(signature_b64), signed))
     except Exception:  # noqa: BLE001 - a malformed key or signature is simply not valid
         return False
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dgov.exchange import subscription_views, views
+from dgov.exchange import dataservice_views, federation_views, subscription_views, views
 
 app_name = "exchange"
 
@@ -15,8 +15,14 @@ urlpatterns = [
     path("grants/<int:pk>/revoke/", views.revoke, name="revoke"),
     path("log/", views.log_search, name="log"),
     path("log/<int:seq>/receipt.json", views.receipt, name="receipt"),
+    path("monitor/", views.monitor, name="monitor"),
     path("subscriptions/", subscription_views.index, name="subscriptions"),
     path("subscriptions/<int:pk>/", subscription_views.detail, name="subscription"),
     path("subscriptions/<int:pk>/change/", subscription_views.change, name="subscription_change"),
     path("subscriptions/<int:pk>/deliveries/<str:uid>/retry/", subscription_views.retry, name="delivery_retry"),
+    path("services/", dataservice_views.index, name="services"),
+    path("services/<int:pk>/", dataservice_views.detail, name="service"),
+    path("services/<int:pk>/change/", dataservice_views.change, name="service_change"),
+    path("federation/", federation_views.catalogue, name="federation"),
+    path("federation/<str:peer>/<str:key>/", federation_views.new_request, name="federation_new"),
 ]

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from dgov.catalog import services as catalog_services
 from dgov.catalog.models import SharingType
-from dgov.exchange import services
+from dgov.exchange import monitoring, services
 from dgov.exchange.models import ExchangeLogEntry, Grant, ItemMode, ShareRequest
 from dgov.web import navigation
 
@@ -37,6 +37,64 @@ def _messages_of(exc: ValidationError) -> list[str]:
     if hasattr(exc, "error_dict"):
         return [m for errors in exc.message_dict.values() for m in errors]
     return list(exc.messages)
+
+
+def _file_request(request, file, *, labels: dict, done: str) -> tuple[HttpResponse | None, list[str]]:
+    """Handle the sharing request form (items, verify-only items, purpose, legal basis, end of period).
+
+    On a POST, ``file(items=..., purpose=..., legal_basis=..., period_end=...)`` files the request
+    and returns it; on success the message ``labels[status]`` is shown and the answer is a redirect
+    to ``done``. Else ``(None, errors)`` for the form (no errors on a GET).
+    """
+    if request.method != "POST":
+        return None, []
+    verify_only = set(request.POST.getlist("verify"))
+    wanted = {c: (ItemMode.VERIFY if c in verify_only else ItemMode.FULL) for c in request.POST.getlist("items")}
+    try:
+        period_end = datetime.date.fromisoformat(request.POST.get("period_end", ""))
+    except ValueError:
+        period_end = None
+    try:
+        filed = file(
+            items=wanted,
+            purpose=request.POST.get("purpose", ""),
+            legal_basis=request.POST.get("legal_basis", ""),
+            period_end=period_end,
+        )
+    except ValidationError as exc:
+        return None, _messages_of(exc)
+    messages.info(request, labels.get(filed.status, ""))
+    return redirect(done), []
+
+
+def _add_for_resource(request, fields: tuple[str, ...], add) -> tuple[dict, HttpResponse | None, list[str]]:
+    """Handle a form that adds something to a published resource (a data service, a subscription).
+
+    Returns ``(form, answer, errors)``. ``fields`` names the form's fields (``resource`` among
+    them); ``form`` holds their values (empty on a GET, stripped from a POST) for the form again.
+    On a POST the resource is looked up by its code (``/`` or ``-`` after the catalogue prefix) and
+    ``add(resource, form)`` does the work and returns the answer. Refusals (unknown resource,
+    ValidationError, PermissionDenied) come back as the form's errors.
+    """
+    if request.method != "POST":
+        return dict.fromkeys(fields, ""), None, []
+    form = {key: request.POST.get(key, "").strip() for key in fields}
+    code = form["resource"] if "/" in form["resource"] else form["resource"].replace("-", "/", 1)
+    resource = catalog_services.find_resource(code) if code else None
+    if resource is None:
+        return form, None, [gettext("信息资源不存在或未发布。")]
+    try:
+        return form, add(resource, form), []
+    except ValidationError as exc:
+        return form, None, _messages_of(exc)
+    except PermissionDenied as exc:
+        return form, None, [str(exc)]
+
+
+def _flash_errors(request, exc: ValidationError) -> None:
+    """Show a service's validation messages as error messages on the next page."""
+    for message in _messages_of(exc):
+        messages.error(request, message)
 
 
 @login_required
@@ -68,34 +126,19 @@ def new_request(request, key: str):
     items = services.requestable_items(resource) if resource is not None else {}
     if not items:
         raise Http404(gettext("信息资源不存在或未发布。"))
-    errors: list[str] = []
-    if request.method == "POST":
-        chosen = request.POST.getlist("items")
-        verify_only = set(request.POST.getlist("verify"))
-        wanted = {code: (ItemMode.VERIFY if code in verify_only else ItemMode.FULL) for code in chosen}
-        try:
-            period_end = datetime.date.fromisoformat(request.POST.get("period_end", ""))
-        except ValueError:
-            period_end = None
-        try:
-            share = services.request_share(
-                resource,
-                actor=user,
-                items=wanted,
-                purpose=request.POST.get("purpose", ""),
-                legal_basis=request.POST.get("legal_basis", ""),
-                period_end=period_end,
-            )
-        except ValidationError as exc:
-            errors = _messages_of(exc)
-        else:
-            labels = {
-                ShareRequest.Status.GRANTED: gettext("申请已获授权。"),
-                ShareRequest.Status.SUBMITTED: gettext("申请已提交提供部门审批。"),
-                ShareRequest.Status.REFUSED: gettext("该信息资源不予共享，申请未通过。"),
-            }
-            messages.info(request, labels.get(share.status, ""))
-            return redirect("exchange:index")
+    labels = {
+        ShareRequest.Status.GRANTED: gettext("申请已获授权。"),
+        ShareRequest.Status.SUBMITTED: gettext("申请已提交提供部门审批。"),
+        ShareRequest.Status.REFUSED: gettext("该信息资源不予共享，申请未通过。"),
+    }
+    filed, errors = _file_request(
+        request,
+        lambda **fields: services.request_share(resource, actor=user, **fields),
+        labels=labels,
+        done="exchange:index",
+    )
+    if filed:
+        return filed
     return render(
         request,
         "exchange/new.html",
@@ -135,8 +178,7 @@ def decide(request, pk: int):
             services.refuse(share, actor=user, reason=reason)
             messages.success(request, gettext("已拒绝。"))
     except ValidationError as exc:
-        for message in _messages_of(exc):
-            messages.error(request, message)
+        _flash_errors(request, exc)
     return redirect("exchange:inbox")
 
 
@@ -150,8 +192,7 @@ def withdraw(request, pk: int):
         services.withdraw(share, actor=user)
         messages.success(request, gettext("申请已撤回。"))
     except ValidationError as exc:
-        for message in _messages_of(exc):
-            messages.error(request, message)
+        _flash_errors(request, exc)
     return redirect("exchange:index")
 
 
@@ -165,8 +206,7 @@ def revoke(request, pk: int):
         services.revoke(grant, actor=user, reason=request.POST.get("reason", ""))
         messages.success(request, gettext("授权已撤销。"))
     except ValidationError as exc:
-        for message in _messages_of(exc):
-            messages.error(request, message)
+        _flash_errors(request, exc)
     return redirect("exchange:index")
 
 
@@ -206,3 +246,26 @@ def receipt(request, seq: int):
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="exchange-receipt-{seq}.json"'
     return response
+
+
+@login_required
+def monitor(request):
+    """Monitoring: calls per day, top consumers and resources, failures by code; platform-wide for data admins."""
+    user, department = _official(request)
+    platform = request.GET.get("scope") == "platform"
+    period = monitoring.parse_period(request.GET.get("since"), request.GET.get("until"))
+    scope = monitoring.scope_for(
+        user, platform=platform, role=request.GET.get("role", ""), department_code=request.GET.get("department", "")
+    )
+    return render(
+        request,
+        "exchange/monitor.html",
+        {
+            "department": department,
+            "scope": scope,
+            "period": period,
+            "summary": monitoring.summarize(scope, period),
+            "may_see_platform": monitoring.can_monitor_platform(user),
+            "department_code": request.GET.get("department", "").strip() if platform else "",
+        },
+    )

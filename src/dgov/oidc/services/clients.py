@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import time
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
@@ -33,6 +31,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from dgov.identity.services import API_SCOPES
+from dgov.kernel import outbound
 from dgov.kernel.crypto import hmac_sm3
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit, events, keys
@@ -127,32 +126,30 @@ def _as_list(value) -> list[str]:
     return result
 
 
-def _loopback(host: str) -> bool:
-    """Whether ``host`` is the local machine (http is acceptable there, RFC 8252 §7.3)."""
-    if host == "localhost":
-        return True
+def _native_app_uri(uri: str) -> bool:
+    """Whether ``uri`` suits a native app (RFC 8252 §7.1): a private-use scheme in reverse domain notation, a path."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        parts = urlsplit(uri)
     except ValueError:
         return False
+    return bool(re.fullmatch(r"[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+", parts.scheme or "") and parts.path)
 
 
 def check_redirect_uri(uri: str, *, public: bool) -> str:
-    """A redirect URI an administrator may register; raise ValidationError with the reason."""
-    if len(uri) > 2000:
+    """A redirect URI an administrator may register; raise ValidationError with the reason.
+
+    http is acceptable for loopback hosts (RFC 8252 §7.3) or outside production; public clients may
+    also use a native app's private-use scheme.
+    """
+    problem = outbound.url_problem(uri, ("length", "fragment", "scheme", "insecure"), max_length=2000)
+    if problem is None or (problem == "scheme" and public and _native_app_uri(uri)):
+        return uri
+    if problem == "length":
         raise ValidationError(gettext("地址过长：%(uri)s") % {"uri": uri[:80]})
-    parts = urlsplit(uri)
-    if parts.fragment or "#" in uri:
+    if problem == "fragment":
         raise ValidationError(gettext("回调地址不能包含 # 片段：%(uri)s") % {"uri": uri})
-    if parts.scheme == "https" and parts.hostname:
-        return uri
-    if parts.scheme == "http" and parts.hostname:
-        if _loopback(parts.hostname) or not getattr(settings, "PRODUCTION", False):
-            return uri
+    if problem == "insecure":
         raise ValidationError(gettext("生产环境的回调地址必须使用 https：%(uri)s") % {"uri": uri})
-    # Native apps (RFC 8252 §7.1): a private-use scheme in reverse domain notation, public clients only.
-    if public and re.fullmatch(r"[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+", parts.scheme or "") and parts.path:
-        return uri
     raise ValidationError(gettext("回调地址必须是完整的 https 地址：%(uri)s") % {"uri": uri})
 
 

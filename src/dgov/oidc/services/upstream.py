@@ -23,7 +23,6 @@ containing our client_id (``azp`` ours when there are several audiences), ``exp`
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import threading
 import time
@@ -35,6 +34,7 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 
 from django.conf import settings
 
+from dgov.kernel import outbound
 from dgov.oidc import jose
 
 __all__ = [
@@ -109,24 +109,10 @@ def forget(issuer: str | None = None) -> None:
 # --- HTTP -------------------------------------------------------------------------------------------------
 
 
-def _loopback(host: str) -> bool:
-    """Whether ``host`` is this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str) -> str:
     """``url`` if dgov may call it: https, or plain http to loopback or outside production; else UpstreamError."""
-    parts = urlsplit(str(url or ""))
-    if parts.hostname and not parts.username and not parts.fragment:
-        if parts.scheme == "https":
-            return url
-        if parts.scheme == "http" and (_loopback(parts.hostname) or not getattr(settings, "PRODUCTION", False)):
-            return url
+    if outbound.url_problem(str(url or ""), ("scheme", "userinfo", "fragment", "insecure")) is None:
+        return url
     raise UpstreamError("unavailable", f"refused URL {str(url)[:120]!r}: https required")
 
 

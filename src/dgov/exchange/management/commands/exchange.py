@@ -2,7 +2,10 @@
 
 ``verify`` checks the exchange log's hash chain and signed checkpoints (exit status 1 on a
 problem), ``checkpoint`` signs one at the head, ``expire`` marks and audits grants whose period
-ended (run it daily from cron), ``receipt SEQ`` prints the signed receipt of one exchange.
+ended (run it daily from cron), ``receipt SEQ`` prints the signed receipt of one exchange;
+``service add|list|change|suspend|resume|check`` manages department data services
+(``dgov.exchange.management.dataservice_cli``); ``peer add|list|suspend|resume|sync|keys``
+manages federation peers (``dgov.exchange.management.federation_cli``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from dgov.exchange import log, services
+from dgov.exchange.management import dataservice_cli, federation_cli
 from dgov.exchange.models import ExchangeLogEntry
 
 
 class Command(BaseCommand):
-    """Exchange operations: verify, checkpoint, expire, receipt."""
+    """Exchange operations: verify, checkpoint, expire, receipt, service."""
 
     help = "Sharing and exchange (共享交换): verify the exchange log, checkpoint, expire grants, print a receipt."
 
@@ -29,10 +33,16 @@ class Command(BaseCommand):
         sub.add_parser("expire", help="mark grants whose period ended (授权到期处理)")
         receipt = sub.add_parser("receipt", help="print the signed receipt of an exchange (交换回执)")
         receipt.add_argument("seq", type=int)
+        dataservice_cli.add_arguments(sub)
+        federation_cli.add_arguments(sub)
 
     def handle(self, *args, **options):
         """Dispatch."""
         name = options["subcommand"]
+        if name == "service":
+            return dataservice_cli.handle(self, options)
+        if name == "peer":
+            return federation_cli.handle(self, options)
         if name == "verify":
             report = services.verify_log()
             if options["json"]:
