@@ -8,6 +8,7 @@ import datetime
 import threading
 
 import pytest
+from django.db import connections
 from django.test import Client
 from exchange_helpers import PERSON_ID
 
@@ -63,6 +64,8 @@ def test_concurrent_calls_are_chained_in_batches_with_their_access_log_rows(gran
                 answers.append((response.status_code, response.json()))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
+        finally:
+            connections.close_all()  # this thread's connection must not outlive the test database
 
     threads = [threading.Thread(target=caller) for _ in range(8)]
     for thread in threads:

@@ -126,6 +126,7 @@ def test_worker_start_freezes_the_start_up_objects():
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # modules, models, URL patterns: out of the collector's walk
         gc.collect()
-        assert gc.get_freeze_count() == frozen  # a collection leaves them frozen
+        # a collection leaves them frozen (a frozen object can still be freed by its reference count)
+        assert gc.get_freeze_count() > frozen - 100
     finally:
         gc.unfreeze()
