@@ -1,6 +1,9 @@
 """Chinese search: segmentation instead of substring matching, ranking, facets, index upkeep."""
 
+from collections import Counter
+
 import pytest
+from django.db import connection
 
 from dgov.catalog import search, services
 from dgov.catalog.models import SearchEntry, SearchTerm, SearchToken
@@ -186,3 +189,44 @@ def test_rebuild_starts_a_new_generation(published, settings):
     assert search.rebuild_index() == 4
     assert search.generation() != generation
     assert _all_shown() == result  # … and a rebuild repairs the index and starts afresh
+
+
+def test_pages_rank_by_score_then_code_and_facets_recount_the_hits(users, published, make_entry):
+    """Paging through a one-word query gives the full ranking; facets equal a recount of the hits."""
+    for _ in range(2):  # twins: the same score, ordered by code
+        make_entry(users["mz"], name="养老机构名录信息", cls="102002", items=FREE, publish_by=users["dsj"])
+    hits = dict(SearchToken.objects.filter(token="信息").values_list("entry_id", "weight"))
+    entries = {entry.pk: entry for entry in SearchEntry.objects.filter(pk__in=hits)}
+    ranked = [entries[pk].code for pk in sorted(hits, key=lambda pk: (-hits[pk], entries[pk].code))]
+    assert len(ranked) == 6 and len(set(hits.values())) < len(hits)  # some entries tie on the score
+    pages = [codes(search.search(search.SearchQuery(text="信息", page=n, page_size=1))) for n in range(1, 8)]
+    assert pages == [[code] for code in ranked] + [[]]
+    for params in ({"text": "信息"}, {"text": "社会组织 登记"}, {"text": "信息", "open_type": "none"}, {}):
+        result = search.search(search.SearchQuery(**params))
+        found = search.search(search.SearchQuery(**params, page_size=100)).entries
+        assert result.total == len(found)
+        for name, column in (
+            ("provider", "provider_id"),
+            ("class_item", "class_item"),
+            ("sharing_type", "sharing_type"),
+            ("open_type", "open_type"),
+            ("format", "format"),
+        ):
+            recount = Counter(str(getattr(entry, column)) for entry in found)
+            assert result.facets[name] == dict(recount), name
+            assert list(result.facets[name].values()) == sorted(recount.values(), reverse=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rebuild_outside_a_transaction_leaves_a_searchable_index(published):
+    """A rebuild run on its own (as ``dgov catalog reindex`` does) also vacuums on PostgreSQL."""
+    before = _all_shown()
+    assert search.rebuild_index() == 4
+    assert _all_shown() == before
+    if connection.vendor == "postgresql":  # the postings are readable index-only (visibility map set)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relpages, relallvisible FROM pg_class WHERE relname = %s", [SearchToken._meta.db_table]
+            )
+            pages, visible = cursor.fetchone()
+        assert pages > 0 and visible == pages

@@ -336,6 +336,8 @@ class SearchEntry(models.Model):
             models.Index(fields=["provider"], name="catalog_search_provider"),
             models.Index(fields=["class_item"], name="catalog_search_class"),
             models.Index(fields=["sharing_type"], name="catalog_search_sharing"),
+            # Browsing without a query lists the newest first: the first page is the index's head.
+            models.Index(fields=["-published_at", "code"], name="catalog_search_recent"),
         ]
 
     def __str__(self) -> str:
@@ -353,8 +355,10 @@ class SearchToken(models.Model):
         verbose_name = _("检索词项")
         verbose_name_plural = _("检索词项")
         indexes = [
-            # token first: the postings of a query token are one index range, carrying entry and weight.
-            models.Index(fields=["token", "entry", "weight"], name="catalog_token_postings"),
+            # token first: the postings of a query token are one index range, carrying weight and
+            # entry (read index-only); by weight descending, so a one-word page reads the top
+            # postings only.
+            models.Index(fields=["token", "-weight", "entry"], name="catalog_token_by_weight"),
             models.Index(fields=["entry"], name="catalog_token_entry"),
         ]
 
