@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "dgov.registry",
     "dgov.catalog",
     "dgov.exchange",
+    "dgov.quality",
+    "dgov.linkage",
     "dgov.oidc",
     "dgov.web",
 ]

@@ -1,0 +1,255 @@
+"""`dgov quality`: data quality rules, runs and scores from the command line.
+
+::
+
+    dgov quality rules load rules.yaml [--dry-run] [--as USERNAME]   # all or nothing, every bad rule reported
+    dgov quality rules list [--registry CODE]
+    dgov quality rules enable|disable CODE [--as USERNAME]
+    dgov quality types                                              # the built-in rule types
+    dgov quality run [--registry CODE] [--samples N] [--as USERNAME]
+    dgov quality scores [--department ORGCODE]
+
+Without ``--as`` the command acts as the system actor ``system:cli:<user>`` (operators with shell
+access hold the platform: they may also load custom SQL rules); with ``--as`` it acts as that user,
+whose rights the services check.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.management.base import CommandError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dgov.kernel.management.subcommands import SubcommandCommand
+from dgov.kernel.models import Organization
+from dgov.kernel.services import audit
+from dgov.quality import io as quality_io
+from dgov.quality import services
+from dgov.quality.models import QualityRule, QualityRun
+from dgov.quality.rules import RULE_TYPES
+from dgov.registry.models import Registry
+
+STAGES = {"load": "读取记录 loading", "evaluate": "评估规则 evaluating", "save": "保存结果 saving"}
+
+
+class Command(SubcommandCommand):
+    """Data quality: rules (load, list, enable, disable), types, run, scores."""
+
+    help = "Data quality (数据质量): rules load|list|enable|disable, types, run, scores."
+
+    SUBCOMMANDS = {
+        "rules": ("add_rules_arguments", "handle_rules", "quality rules: load, list, enable, disable (质量规则)"),
+        "types": ("add_nothing", "handle_types", "list the built-in rule types (规则类型)"),
+        "run": ("add_run_arguments", "handle_run", "evaluate the rules of registries (质量检查)"),
+        "scores": ("add_scores_arguments", "handle_scores", "latest scores per registry or department (评分)"),
+    }
+
+    # --- identity -----------------------------------------------------------------------------
+
+    @staticmethod
+    def add_identity_argument(parser) -> None:
+        """``--as USERNAME``."""
+        parser.add_argument("--as", dest="as_user", metavar="USERNAME", help="act as this user (default: system:cli)")
+
+    @staticmethod
+    def resolve(options):
+        """The acting user (``--as``) or the CLI system actor."""
+        username = options.get("as_user")
+        if not username:
+            return audit.cli_actor()
+        try:
+            user = get_user_model().objects.get(username=username)
+        except ObjectDoesNotExist:
+            raise CommandError(f"用户 {username} 不存在 (no such user)") from None
+        if not user.is_active:
+            raise CommandError(f"用户 {username} 已停用 (user is inactive)")
+        return user
+
+    def add_nothing(self, parser) -> None:
+        """No arguments."""
+
+    # --- rules --------------------------------------------------------------------------------
+
+    def add_rules_arguments(self, parser) -> None:
+        """``rules load FILE`` / ``rules list`` / ``rules enable CODE`` / ``rules disable CODE``."""
+        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        load = actions.add_parser("load", help="load a YAML/JSON rule set, all or nothing (导入规则集)")
+        load.add_argument("file", metavar="FILE", help="a .yaml/.yml or .json rule set (docs/quality.md)")
+        load.add_argument("--dry-run", action="store_true", help="check only, write nothing (试运行)")
+        load.add_argument("--json", action="store_true", help="print the report as JSON")
+        self.add_identity_argument(load)
+        listing = actions.add_parser("list", help="list rules (规则列表)")
+        listing.add_argument("--registry", metavar="CODE", help="only this registry's rules")
+        for name in ("enable", "disable"):
+            sub = actions.add_parser(name, help=f"{name} a rule ({'启用' if name == 'enable' else '停用'})")
+            sub.add_argument("code", metavar="CODE", help="rule code")
+            self.add_identity_argument(sub)
+
+    def handle_rules(self, **options):
+        """Dispatch ``rules`` actions."""
+        action = options["action"]
+        if action == "load":
+            return self.rules_load(options)
+        if action == "list":
+            return self.rules_list(options)
+        return self.rules_toggle(options, enabled=action == "enable")
+
+    def rules_load(self, options) -> None:
+        """Load a rule set; exit status 1 (nothing written) when any rule is bad."""
+        actor = self.resolve(options)
+        try:
+            rules = quality_io.read_rule_file(options["file"])
+        except quality_io.RuleSetError as exc:
+            raise CommandError(f"规则集无法读取 (unreadable rule set): {exc}", returncode=1) from None
+        try:
+            report = services.load_rules(rules, actor=actor, source=options["file"], dry_run=options["dry_run"])
+        except PermissionDenied as exc:
+            raise CommandError(f"无权维护质量规则 (refused): {exc}", returncode=1) from None
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        else:
+            self.stdout.write(report.to_text())
+        if not report.ok:
+            raise CommandError(f"规则集有 {len(report.errors)} 条错误，未写入 (rule set rejected)", returncode=1)
+        if options["dry_run"]:
+            self.stdout.write("试运行：未写入 (dry run: nothing written)")
+
+    def rules_list(self, options) -> None:
+        """Print the rules (code, registry, type, fields, dimension, weight, owner, enabled)."""
+        rules = QualityRule.objects.select_related("registry", "owner").order_by("registry__code", "code")
+        if options.get("registry"):
+            rules = rules.filter(registry__code=options["registry"])
+        for rule in rules:
+            state = "启用" if rule.enabled else "停用"
+            self.stdout.write(
+                f"{rule.code}\t{rule.registry.code}\t{rule.rule_type}\t{','.join(rule.fields)}\t"
+                f"{rule.get_dimension_display()}\t{rule.weight}\t{rule.owner.code}\t{state}"
+            )
+
+    def rules_toggle(self, options, *, enabled: bool) -> None:
+        """Enable or disable one rule."""
+        actor = self.resolve(options)
+        rule = QualityRule.objects.select_related("registry", "owner").filter(code=options["code"]).first()
+        if rule is None:
+            raise CommandError(f"规则 {options['code']} 不存在 (no such rule)")
+        try:
+            services.set_rule_enabled(rule, enabled, actor=actor)
+        except PermissionDenied as exc:
+            raise CommandError(f"无权维护质量规则 (refused): {exc}", returncode=1) from None
+        self.stdout.write(f"已{'启用' if enabled else '停用'}规则 {rule.code}")
+
+    # --- types --------------------------------------------------------------------------------
+
+    def handle_types(self, **options):
+        """Print the built-in rule types: name, label, default dimension, fields, parameters."""
+        for name, rule_type in RULE_TYPES.items():
+            fields = (
+                f"{rule_type.min_fields}"
+                if rule_type.min_fields == rule_type.max_fields
+                else f"{rule_type.min_fields}..{rule_type.max_fields if rule_type.max_fields is not None else 'n'}"
+            )
+            self.stdout.write(
+                f"{name}\t{rule_type.label}\t{rule_type.dimension or '—'}\tfields={fields}\t"
+                f"params={','.join(rule_type.params) or '—'}"
+            )
+
+    # --- run ----------------------------------------------------------------------------------
+
+    def add_run_arguments(self, parser) -> None:
+        """Arguments of ``dgov quality run``."""
+        parser.add_argument("--registry", metavar="CODE", action="append", help="registry code (repeatable)")
+        parser.add_argument("--samples", type=int, metavar="N", help="failing rows kept per rule (default 20)")
+        self.add_identity_argument(parser)
+
+    def handle_run(self, **options):
+        """Run the rules of each registry (default: every registry with enabled rules) with a progress bar."""
+        actor = self.resolve(options)
+        codes = options.get("registry") or []
+        if codes:
+            registries = []
+            for code in codes:
+                registry = Registry.objects.select_related("owner").filter(code=code).first()
+                if registry is None:
+                    raise CommandError(f"信息库 {code} 不存在 (no such registry)")
+                registries.append(registry)
+        else:
+            ids = QualityRule.objects.filter(enabled=True).values("registry_id")
+            registries = list(Registry.objects.filter(pk__in=ids).select_related("owner").order_by("code"))
+            if not registries:
+                raise CommandError("没有启用的质量规则 (no enabled rules)", returncode=1)
+        failed = 0
+        for registry in registries:
+            run = self.run_one(registry, actor, options.get("samples"))
+            if run is None or run.status != QualityRun.Status.SUCCEEDED:
+                failed += 1
+        if failed:
+            raise CommandError(f"{failed} 个信息库检查失败 (runs failed)", returncode=1)
+
+    def run_one(self, registry: Registry, actor, samples: int | None) -> QualityRun | None:
+        """One registry's run with a rich progress bar (silent when not on a terminal); prints its outcome."""
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=not self.stdout.isatty(),
+        )
+        task = bar.add_task(f"{registry.code}", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{registry.code} {STAGES.get(stage, stage)}", completed=done, total=total)
+
+        try:
+            with bar:
+                run = services.run_registry(registry, actor=actor, samples=samples, progress=progress)
+        except PermissionDenied as exc:
+            raise CommandError(f"无权发起质量检查 (refused): {exc}", returncode=1) from None
+        except ValidationError as exc:
+            self.stderr.write(f"{registry.code}: {'；'.join(exc.messages)}")
+            return None
+        if run.status == QualityRun.Status.SUCCEEDED:
+            seconds = (run.finished_at - run.started_at).total_seconds()
+            score = f"{run.score} {run.grade}" if run.score is not None else "—"
+            self.stdout.write(
+                f"{registry.code}: 第 {run.pk} 次检查完成 (run {run.pk} done) — {run.rows} 条记录, "
+                f"{run.rule_count} 条规则, 得分 {score}, {seconds:.1f} s"
+            )
+            for result in run.results.order_by("rule_code"):
+                rate = f"{result.pass_rate}%" if result.pass_rate is not None else "—"
+                self.stdout.write(f"  {result.rule_code}\t{result.failed}/{result.checked}\t{rate}")
+        else:
+            self.stderr.write(f"{registry.code}: 第 {run.pk} 次检查失败 (run {run.pk} failed): {run.error}")
+        return run
+
+    # --- scores -------------------------------------------------------------------------------
+
+    def add_scores_arguments(self, parser) -> None:
+        """Arguments of ``dgov quality scores``."""
+        parser.add_argument("--department", metavar="ORGCODE", help="one department's scorecard")
+        self.add_identity_argument(parser)
+
+    def handle_scores(self, **options):
+        """Print the latest scores of registries and departments, or one department's scorecard."""
+        actor = self.resolve(options)
+        if options.get("department"):
+            department = Organization.objects.filter(code=options["department"]).first()
+            if department is None:
+                raise CommandError(f"部门 {options['department']} 不存在 (no such department)")
+            try:
+                card = services.department_scorecard(department, actor=actor)
+            except PermissionDenied as exc:
+                raise CommandError(str(exc), returncode=1) from None
+            self.stdout.write(f"{department.code} {department.name}: {card.summary.score} {card.summary.grade}")
+            for dimension, score in card.summary.dimensions.items():
+                self.stdout.write(f"  {dimension}\t{score}")
+            for result in card.results:
+                self.stdout.write(f"  {result.run.registry.code}\t{result.rule_code}\t{result.pass_rate}")
+            return
+        for registry, run in services.registry_scores(actor):
+            score = f"{run.score} {run.grade}" if run is not None and run.score is not None else "—"
+            self.stdout.write(f"{registry.code}\t{score}")
+        for department, summary in services.department_scores(actor):
+            self.stdout.write(f"{department.code}\t{department.name}\t{summary.score} {summary.grade}")
