@@ -48,9 +48,7 @@ def province(db):
     """The demo province's division (山东省, 370000) with one city below it."""
     from dgov.kernel.models import Division
 
-    province = Division.objects.create(
-        code="370000", name="山东省", full_name="山东省", level=Division.Level.PROVINCE
-    )
+    province = Division.objects.create(code="370000", name="山东省", full_name="山东省", level=Division.Level.PROVINCE)
     Division.objects.create(
         code="370100", name="济南市", full_name="山东省济南市", level=Division.Level.CITY, parent=province
     )
@@ -90,3 +88,28 @@ def citizen(db, django_user_model):
     return django_user_model.objects.create_user(
         username="citizen1", password=TEST_PASSWORD, kind="person", display_name="李群众"
     )
+
+
+@pytest.fixture
+def make_departments(db):
+    """A factory: ``make_departments(specs)`` creates one department per ``(key, code, name, kind, level, division)``.
+
+    Returns ``{key: Organization}``; the USCCs are valid and distinct (serial numbers in spec order).
+    """
+    from dgov.kernel.models import Organization
+    from dgov.kernel.validators import make_uscc
+
+    def make(specs):
+        return {
+            key: Organization.objects.create(
+                name=name,
+                code=code,
+                uscc=make_uscc("1", "1", division.code, serial=serial),
+                level=level,
+                division=division,
+                kind=kind,
+            )
+            for serial, (key, code, name, kind, level, division) in enumerate(specs, start=1)
+        }
+
+    return make

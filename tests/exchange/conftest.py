@@ -1,6 +1,7 @@
 """Fixtures of the exchange tests: departments, officials, a person registry, published catalogue entries, clients."""
 
 import base64
+import datetime
 
 import pytest
 from exchange_helpers import OTHER_ID, PERSON_ID
@@ -131,6 +132,21 @@ def resources(orgs, users, person_registry):
         services.publish(resource, actor=users["dsj"], note="发布")
         resource.refresh_from_db()
     return {"person": person, "secret": secret}
+
+
+@pytest.fixture
+def name_request(users, resources):
+    """省民政厅's share request for name and birth date of the person resource, in full, for 30 days."""
+    from dgov.exchange import services
+
+    return services.request_share(
+        resources["person"],
+        actor=users["mz"],
+        items={"name": "full", "birth_date": "full"},
+        purpose="低保资格审核",
+        legal_basis="《社会救助暂行办法》",
+        period_end=datetime.date.today() + datetime.timedelta(days=30),
+    )
 
 
 def basic(client_id, secret):

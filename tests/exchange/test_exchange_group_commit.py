@@ -19,22 +19,12 @@ from dgov.registry.models import AccessLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-END = datetime.date.today() + datetime.timedelta(days=30)
-
 
 @pytest.fixture
-def granted(users, resources):
+def granted(users, resources, name_request):
     """A grant of name and birth date to 省民政厅 (approved by 省公安厅 when the request needs it)."""
-    request = services.request_share(
-        resources["person"],
-        actor=users["mz"],
-        items={"name": "full", "birth_date": "full"},
-        purpose="低保资格审核",
-        legal_basis="《社会救助暂行办法》",
-        period_end=END,
-    )
-    if request.status == "submitted":
-        services.approve(request, actor=users["ga"])
+    if name_request.status == "submitted":
+        services.approve(name_request, actor=users["ga"])
     return resources["person"]
 
 

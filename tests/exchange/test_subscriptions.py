@@ -17,7 +17,6 @@ from dgov.registry import services as registry_services
 
 pytestmark = pytest.mark.django_db
 
-END = datetime.date.today() + datetime.timedelta(days=30)
 BASE = "/api/v1/exchange/subscriptions/"
 
 
@@ -62,17 +61,9 @@ def receiver():
 
 
 @pytest.fixture
-def grant(users, resources):
+def grant(name_request):
     """MZ holds a grant on the person resource: name and birth_date in full (无条件, granted at once)."""
-    request = services.request_share(
-        resources["person"],
-        actor=users["mz"],
-        items={"name": "full", "birth_date": "full"},
-        purpose="低保资格审核",
-        legal_basis="《社会救助暂行办法》",
-        period_end=END,
-    )
-    return request.grant
+    return name_request.grant
 
 
 @pytest.fixture

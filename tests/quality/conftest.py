@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from dgov.kernel.validators import make_resident_id, make_uscc
+from dgov.kernel.validators import make_resident_id
 
 PASSWORD = "Quality-test-passw0rd"
 
@@ -44,9 +44,9 @@ def chinese_messages():
 
 
 @pytest.fixture
-def orgs(province):
+def orgs(province, make_departments):
     """Provincial GA, MZ, WJ, DSJ; the city DSJ of 济南 and the county GA of 历下区."""
-    from dgov.kernel.models import Division, Organization
+    from dgov.kernel.models import Division
 
     city = Division.objects.get(code="370100")
     lixia = Division.objects.create(code="370102", name="历下区", full_name="济南市历下区", level=3, parent=city)
@@ -59,17 +59,7 @@ def orgs(province):
         ("dsj_city", "370100-DSJ", "济南市大数据局", "DSJ", 2, city),
         ("ga_lixia", "370102-GA", "济南市公安局历下区分局", "GA", 3, lixia),
     ]
-    return {
-        key: Organization.objects.create(
-            name=name,
-            code=code,
-            uscc=make_uscc("1", "1", division.code, serial=serial),
-            level=level,
-            division=division,
-            kind=kind,
-        )
-        for serial, (key, code, name, kind, level, division) in enumerate(specs, start=1)
-    }
+    return make_departments(specs)
 
 
 @pytest.fixture

@@ -9,23 +9,39 @@ import json
 
 import pytest
 
-from dgov.kernel.validators import make_resident_id, make_uscc
+from dgov.kernel.validators import make_resident_id
 
 REGISTRY = "t.person"
 BASE = f"/api/v1/registries/data/{REGISTRY}/1"
 
 FIELDS = [
-    {"name": "id_number", "label": "居民身份证号码", "type": "resident_id", "sensitivity": "personal",
-     "authority": "GA"},
+    {
+        "name": "id_number",
+        "label": "居民身份证号码",
+        "type": "resident_id",
+        "sensitivity": "personal",
+        "authority": "GA",
+    },
     {"name": "name", "label": "姓名", "type": "string", "sensitivity": "personal", "authority": "GA", "required": True},
     {"name": "sex", "label": "性别", "type": "enum", "choices": ["男", "女"], "authority": "GA"},
     {"name": "birth_date", "label": "出生日期", "type": "date", "authority": "GA"},
     {"name": "division", "label": "户籍地", "type": "division_code", "authority": "GA", "required": True},
-    {"name": "phone", "label": "手机号码", "type": "phone", "sensitivity": "personal", "lookup": True,
-     "authority": "GA"},
+    {
+        "name": "phone",
+        "label": "手机号码",
+        "type": "phone",
+        "sensitivity": "personal",
+        "lookup": True,
+        "authority": "GA",
+    },
     {"name": "address", "label": "住址", "type": "string", "sensitivity": "personal", "authority": "GA"},
-    {"name": "marital_status", "label": "婚姻状况", "type": "enum", "choices": ["未婚", "已婚", "离婚", "丧偶"],
-     "authority": "MZ"},
+    {
+        "name": "marital_status",
+        "label": "婚姻状况",
+        "type": "enum",
+        "choices": ["未婚", "已婚", "离婚", "丧偶"],
+        "authority": "MZ",
+    },
     {"name": "note", "label": "备注", "type": "string", "authority": "GA|WJ"},
 ]
 
@@ -41,9 +57,9 @@ def basic(client_id: str, secret: str) -> str:
 
 
 @pytest.fixture
-def api_orgs(province):
+def api_orgs(province, make_departments):
     """Provincial GA, WJ, MZ, DSJ and SCJG; county GA of 历下区 (370102) and of 市中区 (370103)."""
-    from dgov.kernel.models import Division, Organization
+    from dgov.kernel.models import Division
 
     city = Division.objects.get(code="370100")
     lixia = Division.objects.create(code="370102", name="历下区", full_name="济南市历下区", level=3, parent=city)
@@ -57,17 +73,7 @@ def api_orgs(province):
         ("lixia", "370102-GA", "济南市公安局历下区分局", "GA", 3, lixia),
         ("shizhong", "370103-GA", "济南市公安局市中区分局", "GA", 3, shizhong),
     ]
-    return {
-        key: Organization.objects.create(
-            name=name,
-            code=code,
-            uscc=make_uscc("1", "1", division.code, serial=serial),
-            level=level,
-            division=division,
-            kind=kind,
-        )
-        for serial, (key, code, name, kind, level, division) in enumerate(specs, start=1)
-    }
+    return make_departments(specs)
 
 
 @pytest.fixture
@@ -93,10 +99,25 @@ def people(registry, api_orgs):
     from dgov.registry import services
 
     rows = [
-        {"id_number": pid(11), "name": "张三", "sex": "男", "birth_date": "1990-01-01", "division": "370102",
-         "phone": "13800000001", "address": "山东省济南市历下区泉城路1号", "note": "甲"},
-        {"id_number": pid(22, "370103"), "name": "李四", "sex": "女", "birth_date": "1985-05-05",
-         "division": "370103", "phone": "13800000002", "note": "乙"},
+        {
+            "id_number": pid(11),
+            "name": "张三",
+            "sex": "男",
+            "birth_date": "1990-01-01",
+            "division": "370102",
+            "phone": "13800000001",
+            "address": "山东省济南市历下区泉城路1号",
+            "note": "甲",
+        },
+        {
+            "id_number": pid(22, "370103"),
+            "name": "李四",
+            "sex": "女",
+            "birth_date": "1985-05-05",
+            "division": "370103",
+            "phone": "13800000002",
+            "note": "乙",
+        },
         {"id_number": pid(33), "name": "王五", "sex": "男", "birth_date": "1970-07-07", "division": "370102"},
     ]
     return [services.create_record(registry, row, actor="system:test", source=api_orgs["ga"]) for row in rows]

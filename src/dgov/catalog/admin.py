@@ -3,22 +3,7 @@
 from django.contrib import admin
 
 from dgov.catalog.models import InformationItem, InformationResource, ResourceClass, ResourceVersion, ReviewRecord
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Lists and shows rows; changes go through the services (workflow, versions, audit)."""
-
-    def has_add_permission(self, request):
-        """Rows are written by the services."""
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        """Read-only."""
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        """History is kept."""
-        return False
+from dgov.kernel.admin_base import ReadOnlyAdmin, ReadOnlyTabularInline
 
 
 @admin.register(ResourceClass)
@@ -30,18 +15,12 @@ class ResourceClassAdmin(ReadOnlyAdmin):
     search_fields = ("code", "name")
 
 
-class ItemInline(admin.TabularInline):
+class ItemInline(ReadOnlyTabularInline):
     """The items of an entry."""
 
     model = InformationItem
-    extra = 0
     fields = ("position", "code", "name", "data_type", "length", "registry", "registry_field", "sharing_type", "is_own")
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        """Read-only."""
-        return False
 
 
 @admin.register(InformationResource)

@@ -637,8 +637,11 @@ def _serve(call, answer: dict, records: list[str]) -> dict:
     return answer
 
 
-def proxy_read(principal, resource_code: str, identifier: str, *, fields=None, request_id: str = "") -> dict | None:
-    """Serve a read of a proxied resource; None when the resource is not proxied (the registry path serves it)."""
+def _begin_read(principal, resource_code: str, request_id: str, fields):
+    """``(call, target, served fields)`` of a proxied read after the checks of :func:`_begin`; None when not proxied.
+
+    ``fields`` are the fields asked for (none: every granted one); the call logs the ones served.
+    """
     requested = sorted(set(fields)) if fields else []
     begun = _begin(principal, "read", resource_code, request_id, requested)
     if begun is None:
@@ -646,6 +649,15 @@ def proxy_read(principal, resource_code: str, identifier: str, *, fields=None, r
     call, target = begun
     served = exchange_services._servable(call, target, requested)
     call.fields = served
+    return call, target, served
+
+
+def proxy_read(principal, resource_code: str, identifier: str, *, fields=None, request_id: str = "") -> dict | None:
+    """Serve a read of a proxied resource; None when the resource is not proxied (the registry path serves it)."""
+    begun = _begin_read(principal, resource_code, request_id, fields)
+    if begun is None:
+        return None
+    call, target, served = begun
     try:
         row = fetch_one(
             target.service, identifier, served, consumer=target.consumer, operation="read", request_id=call.request_id
@@ -662,13 +674,10 @@ def proxy_read_many(
     principal, resource_code: str, identifiers: list[str], *, fields=None, request_id: str = ""
 ) -> dict | None:
     """Serve a batch read of a proxied resource (one service call, one log entry); None when not proxied."""
-    requested = sorted(set(fields)) if fields else []
-    begun = _begin(principal, "read", resource_code, request_id, requested)
+    begun = _begin_read(principal, resource_code, request_id, fields)
     if begun is None:
         return None
-    call, target = begun
-    served = exchange_services._servable(call, target, requested)
-    call.fields = served
+    call, target, served = begun
     if len(identifiers) > exchange_services.max_records():
         raise exchange_services._too_large(call)
     try:

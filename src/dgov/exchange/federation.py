@@ -196,26 +196,10 @@ def fingerprint(public_key_pem: str | bytes) -> str:
 
 def public_keys() -> list[dict]:
     """This instance's federation keys peers may pin: kid, status, algorithm and PEM; never revoked ones."""
-    from dgov.kernel.models import KeyRecord
     from dgov.kernel.services import keys
 
-    keys.signing_key(KEY_PURPOSE)  # the first key is made on first use
-    out = []
-    for record in keys.list_keys(KEY_PURPOSE):
-        if record.status == KeyRecord.Status.REVOKED:
-            continue
-        pem = keys.public_key(record.kid).to_pem().decode("ascii")
-        out.append(
-            {
-                "kid": record.kid,
-                "status": record.status,
-                "alg": "SM2-SM3",
-                "uid": SIGNATURE_UID,
-                "public_key": pem,
-                "fingerprint": fingerprint(pem),
-            }
-        )
-    return out
+    published = keys.published_keys(KEY_PURPOSE, uid=SIGNATURE_UID)
+    return [{**key, "fingerprint": fingerprint(key["public_key"])} for key in published]
 
 
 def keys_document() -> dict:
@@ -275,15 +259,7 @@ def parse_keys(document) -> list[dict]:
     return out
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: a signed request never follows an answer elsewhere."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        """Do not follow."""
-        return None
-
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+_OPENER = outbound.direct_opener()  # no proxy, no redirects
 
 
 def _timeout() -> float:

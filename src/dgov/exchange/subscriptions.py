@@ -441,24 +441,9 @@ def verify_signature(
 
 def public_keys() -> list[dict]:
     """The webhook signing keys receivers may trust: kid, status (active/retired) and PEM; never revoked ones."""
-    from dgov.kernel.models import KeyRecord
     from dgov.kernel.services import keys
 
-    keys.signing_key(KEY_PURPOSE)  # the first key is made on first use
-    out = []
-    for record in keys.list_keys(KEY_PURPOSE):
-        if record.status == KeyRecord.Status.REVOKED:
-            continue
-        out.append(
-            {
-                "kid": record.kid,
-                "status": record.status,
-                "alg": "SM2-SM3",
-                "uid": SIGNATURE_UID,
-                "public_key": keys.public_key(record.kid).to_pem().decode("ascii"),
-            }
-        )
-    return out
+    return keys.published_keys(KEY_PURPOSE, uid=SIGNATURE_UID)
 
 
 # --- Sending ------------------------------------------------------------------------------------
@@ -477,15 +462,7 @@ def backoff_delay(attempts: int) -> float | None:
     return schedule[attempts - 1] * random.uniform(0.8, 1.2)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: a 3xx answer is a failed attempt, the body never follows it elsewhere."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        """Do not follow."""
-        return None
-
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+_OPENER = outbound.direct_opener()  # no proxy, no redirects
 
 
 @dataclass

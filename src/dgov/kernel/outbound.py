@@ -29,12 +29,13 @@ Codes (and what fails them):
 from __future__ import annotations
 
 import ipaddress
+import urllib.request
 from collections.abc import Iterable
 from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 
-__all__ = ["CHECKS", "http_allowed", "is_loopback", "url_problem"]
+__all__ = ["CHECKS", "direct_opener", "http_allowed", "is_loopback", "url_problem"]
 
 # Every check, in the order used when a caller names none.
 CHECKS = ("empty", "length", "whitespace", "fragment", "userinfo", "query", "port", "scheme", "insecure")
@@ -115,3 +116,19 @@ def url_problem(url: str, checks: Iterable[str] = CHECKS, *, max_length: int = 2
         if _fails(check, url, parts, max_length):
             return check
     return None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: a 3xx answer is the answer; the request never follows it elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        """Do not follow."""
+        return None
+
+
+def direct_opener() -> urllib.request.OpenerDirector:
+    """A urllib opener that ignores proxy settings of the environment and never follows a redirect.
+
+    For signed or checked calls (webhooks, federation peers): the URL that was checked is the one called.
+    """
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())

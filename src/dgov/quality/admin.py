@@ -2,23 +2,8 @@
 
 from django.contrib import admin
 
+from dgov.kernel.admin_base import ReadOnlyAdmin, ReadOnlyTabularInline
 from dgov.quality.models import QualityRule, QualityRun, RuleResult
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Lists and shows rows; changes go through the services (validation, audit)."""
-
-    def has_add_permission(self, request):
-        """Rows are written by the services."""
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        """Read-only."""
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        """History is kept."""
-        return False
 
 
 @admin.register(QualityRule)
@@ -31,18 +16,12 @@ class QualityRuleAdmin(ReadOnlyAdmin):
     list_select_related = ("registry", "owner")
 
 
-class ResultInline(admin.TabularInline):
+class ResultInline(ReadOnlyTabularInline):
     """A run's per-rule results."""
 
     model = RuleResult
-    extra = 0
     fields = ("rule_code", "dimension", "weight", "owner", "checked", "failed", "pass_rate")
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        """Read-only."""
-        return False
 
 
 @admin.register(QualityRun)

@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from dgov.kernel.admin_base import ReadOnlyAdmin
 from dgov.registry.models import (
     AccessLog,
     CorrectionRequest,
@@ -20,22 +21,6 @@ from dgov.registry.models import (
     Registry,
     RegistrySchema,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """An admin that lists and shows rows but never adds, changes or deletes them."""
-
-    def has_add_permission(self, request):
-        """Rows are written by the services, not typed in."""
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        """Read-only: changes go through the services (authority, history, audit)."""
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        """History and logs are kept."""
-        return False
 
 
 @admin.register(Registry)

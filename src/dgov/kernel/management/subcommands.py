@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.management.base import BaseCommand, CommandError
 
 
 class SubcommandCommand(BaseCommand):
@@ -25,3 +27,14 @@ class SubcommandCommand(BaseCommand):
         """Dispatch to the subcommand's handler."""
         _add, handler, _help = self.SUBCOMMANDS[options["subcommand"]]
         return getattr(self, handler)(**options)
+
+    @staticmethod
+    def active_user(username: str):
+        """The user ``--as USERNAME`` names; CommandError when there is none or the account is inactive."""
+        try:
+            user = get_user_model().objects.get(username=username)
+        except ObjectDoesNotExist:
+            raise CommandError(f"用户 {username} 不存在 (no such user)") from None
+        if not user.is_active:
+            raise CommandError(f"用户 {username} 已停用 (user is inactive)")
+        return user

@@ -252,9 +252,7 @@ def _remember(record: KeyRecord) -> _Entry:
     """Cache a record (unwrapping it unless its material is already cached) and return the entry."""
     entry = _by_kid.get(record.kid)
     if entry is None:
-        entry = _Entry(
-            kid=record.kid, purpose=record.purpose, algorithm=record.algorithm, status=record.status
-        )
+        entry = _Entry(kid=record.kid, purpose=record.purpose, algorithm=record.algorithm, status=record.status)
         secret = _unwrap(record)
         if record.algorithm == KeyRecord.Algorithm.SM2:
             entry.private = SM2PrivateKey.from_der(secret)
@@ -342,14 +340,10 @@ def _active_entry(purpose: str, algorithm: str) -> _Entry:
     if record is None:
         used = KeyRecord.objects.filter(purpose=purpose).values_list("algorithm", flat=True).first()
         if used is not None and used != algorithm:
-            raise KeyPurposeError(
-                f"key purpose {purpose!r} holds {used.upper()} keys, not {algorithm.upper()}"
-            )
+            raise KeyPurposeError(f"key purpose {purpose!r} holds {used.upper()} keys, not {algorithm.upper()}")
         record = _create_first(purpose, algorithm)
     if record.algorithm != algorithm:
-        raise KeyPurposeError(
-            f"key purpose {purpose!r} holds {record.algorithm.upper()} keys, not {algorithm.upper()}"
-        )
+        raise KeyPurposeError(f"key purpose {purpose!r} holds {record.algorithm.upper()} keys, not {algorithm.upper()}")
     entry = _remember(record)
     _active[purpose] = entry
     return entry
@@ -423,6 +417,26 @@ def list_keys(purpose: str | None = None) -> list[KeyRecord]:
     return list(records)
 
 
+def published_keys(purpose: str, *, uid: str) -> list[dict]:
+    """The SM2 keys of ``purpose`` others may trust, active and retired, never revoked; the first is made on first use.
+
+    Each is ``{"kid", "status", "alg": "SM2-SM3", "uid", "public_key"}`` (PEM), ``uid`` being the
+    signer's distinguishing ID the signatures bind.
+    """
+    signing_key(purpose)
+    return [
+        {
+            "kid": record.kid,
+            "status": record.status,
+            "alg": "SM2-SM3",
+            "uid": uid,
+            "public_key": public_key(record.kid).to_pem().decode("ascii"),
+        }
+        for record in list_keys(purpose)
+        if record.status != KeyRecord.Status.REVOKED
+    ]
+
+
 # --- state changes ----------------------------------------------------------------------------
 
 
@@ -441,11 +455,7 @@ def rotate(purpose: str, *, actor, algorithm: str | None = None, force: bool = F
             "pass force=True (dgov keys rotate --force) once a re-index is planned"
         )
     with transaction.atomic():
-        current = (
-            KeyRecord.objects.select_for_update()
-            .filter(purpose=purpose, status=KeyRecord.Status.ACTIVE)
-            .first()
-        )
+        current = KeyRecord.objects.select_for_update().filter(purpose=purpose, status=KeyRecord.Status.ACTIVE).first()
         used = (
             current.algorithm
             if current
@@ -454,9 +464,7 @@ def rotate(purpose: str, *, actor, algorithm: str | None = None, force: bool = F
         if algorithm is not None and algorithm not in KeyRecord.Algorithm.values:
             raise KeyPurposeError(f"unknown algorithm {algorithm!r}: use sm2 or sm4")
         if used and algorithm and algorithm != used:
-            raise KeyPurposeError(
-                f"key purpose {purpose!r} holds {used.upper()} keys, not {algorithm.upper()}"
-            )
+            raise KeyPurposeError(f"key purpose {purpose!r} holds {used.upper()} keys, not {algorithm.upper()}")
         chosen = used or algorithm
         if chosen is None:
             raise KeyPurposeError(f"key purpose {purpose!r} has no key yet: name the algorithm (sm2 or sm4)")

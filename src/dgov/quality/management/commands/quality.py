@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import CommandError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -54,19 +53,10 @@ class Command(SubcommandCommand):
         """``--as USERNAME``."""
         parser.add_argument("--as", dest="as_user", metavar="USERNAME", help="act as this user (default: system:cli)")
 
-    @staticmethod
-    def resolve(options):
+    def resolve(self, options):
         """The acting user (``--as``) or the CLI system actor."""
         username = options.get("as_user")
-        if not username:
-            return audit.cli_actor()
-        try:
-            user = get_user_model().objects.get(username=username)
-        except ObjectDoesNotExist:
-            raise CommandError(f"用户 {username} 不存在 (no such user)") from None
-        if not user.is_active:
-            raise CommandError(f"用户 {username} 已停用 (user is inactive)")
-        return user
+        return self.active_user(username) if username else audit.cli_actor()
 
     def add_nothing(self, parser) -> None:
         """No arguments."""

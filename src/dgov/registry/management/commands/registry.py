@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.management.base import CommandError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -56,13 +55,7 @@ class Command(SubcommandCommand):
         """The acting user (``--as``) or the CLI system actor; refuses when neither identifies a department."""
         username = options.get("as_user")
         if username:
-            try:
-                user = get_user_model().objects.get(username=username)
-            except ObjectDoesNotExist:
-                raise CommandError(f"用户 {username} 不存在 (no such user)") from None
-            if not user.is_active:
-                raise CommandError(f"用户 {username} 已停用 (user is inactive)")
-            return user
+            return self.active_user(username)
         if not options.get("source"):
             raise CommandError("请用 --as USERNAME 或 --source ORGCODE 指明操作身份 (give --as or --source)")
         return CLI_ACTOR
@@ -114,7 +107,7 @@ class Command(SubcommandCommand):
             except (OSError, ValueError) as exc:
                 raise CommandError(f"无法读取映射文件 (cannot read the mapping file): {exc}") from None
             if not isinstance(loaded, dict) or not all(isinstance(v, str | None) for v in loaded.values()):
-                raise CommandError("映射文件应为 {\"列名\": \"字段名\"} 形式的 JSON 对象 (mapping must be an object)")
+                raise CommandError('映射文件应为 {"列名": "字段名"} 形式的 JSON 对象 (mapping must be an object)')
             mapping.update({str(k): v or "" for k, v in loaded.items()})
         try:
             mapping.update(registry_io.parse_mapping(options.get("map") or []))
