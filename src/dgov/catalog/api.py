@@ -36,6 +36,7 @@ from dgov.api.auth import bearer_auth, client_auth, session_auth
 from dgov.catalog import dcat, search, services
 from dgov.catalog.models import InformationResource, OpenType, ResourceClass, SearchEntry, SharingType
 from dgov.kernel.models import Organization
+from dgov.quality import services as quality_services
 
 
 class _Anonymous:
@@ -137,6 +138,7 @@ class EntryOut(Schema):
     versions: list[VersionOut]
     conflicts: list[dict[str, Any]] | None = None
     quality_score: float | None
+    quality: dict[str, Any] | None = None
     links: dict[str, str]
 
 
@@ -348,10 +350,23 @@ def resource_detail(request: HttpRequest, key: str):
         ],
         "conflicts": [c.as_dict() for c in services.conflicts_for(resource)] if full else None,
         "quality_score": float(resource.quality_score) if resource.quality_score is not None else None,
+        "quality": _quality(resource) if snapshot is not None else None,
         "links": {
             "jsonld": request.build_absolute_uri(f"/api/v1/catalog/resources/{api_key}.jsonld"),
             "turtle": request.build_absolute_uri(f"/api/v1/catalog/resources/{api_key}.ttl"),
         },
+    }
+
+
+def _quality(resource: InformationResource) -> dict | None:
+    """The data-quality badge of a published entry: {score, grade, evaluated_at}, or None when not scored."""
+    found = quality_services.resource_scores([resource]).get(resource.pk)
+    if found is None:
+        return None
+    return {
+        "score": float(found["score"]),
+        "grade": found["grade"],
+        "evaluated_at": found["finished_at"].isoformat() if found["finished_at"] else None,
     }
 
 

@@ -22,6 +22,7 @@ from dgov.catalog import dcat, search, services
 from dgov.catalog.forms import DecisionForm, ItemFormSet, ReasonForm, ResourceForm, SearchForm, registry_choices
 from dgov.catalog.models import InformationResource, OpenType, ResourceClass, SharingType
 from dgov.kernel.models import Organization
+from dgov.quality import services as quality_services
 from dgov.web import navigation
 
 FACET_TITLES = {
@@ -121,11 +122,18 @@ def index(request):
     )
     base = {k: str(v) for k, v in params.items() if k != "page"}
     page_url = lambda n: "?" + urlencode({**base, "page": n})  # noqa: E731
+    quality = quality_services.resource_scores([e.resource for e in result.entries])
     context = {
         "form": form,
         "result": result,
         "rows": [
-            {"entry": e, "key": dcat.resource_key(e.code), "score": result.scores.get(e.pk)} for e in result.entries
+            {
+                "entry": e,
+                "key": dcat.resource_key(e.code),
+                "score": result.scores.get(e.pk),
+                "quality": quality.get(e.resource_id),
+            }
+            for e in result.entries
         ],
         "facets": _facet_links(request, result, base),
         "query": params.get("q", ""),
@@ -161,6 +169,7 @@ def detail(request, key: str):
         "versions": list(resource.versions.order_by("-number")),
         "reviews": list(resource.reviews.select_related("actor_org").order_by("-at", "-id")) if insider else [],
         "conflicts": services.conflicts_for(resource),
+        "quality": quality_services.resource_scores([resource]).get(resource.pk) if published else None,
         "can_edit": services.can_edit(user, resource),
         "can_submit": insider
         and services.can_edit(user, resource)

@@ -37,6 +37,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dgov.catalog import services as catalog_services
-from dgov.catalog.models import InformationResource
+from dgov.catalog.models import InformationResource, ResourceVersion
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit, events
 from dgov.kernel.services.divisions import scope_prefix
@@ -80,6 +81,7 @@ __all__ = [
     "registry_scores",
     "request_run",
     "resource_score",
+    "resource_scores",
     "resource_target",
     "rule_type_choices",
     "run_registry",
@@ -997,3 +999,62 @@ def resource_score(resource: InformationResource) -> tuple[QualityRun | None, sc
         or (result.resource_id is None and result.fields and set(result.fields) <= linked)
     ]
     return run, scoring.summarize(results), results
+
+
+def resource_scores(resources: Iterable[InformationResource]) -> dict[int, dict]:
+    """The catalogue badge of a page of resources: ``{resource id: {score, grade, finished_at, registry}}``.
+
+    Built from each resource's **published** snapshot (the items readers see) in three queries
+    whatever the page size: the snapshots, the latest successful runs of the linked registries, and
+    those runs' results. A resource's score is what :func:`resource_score` computes (its own rules
+    plus the registry rules whose fields all belong to its linked items) when that yields a score,
+    else the score of its registry's run. Items spread over several registries: the lowest of the
+    per-registry scores (a resource is as good as its weakest source). Resources without a published
+    version, registry links or a successful run are absent from the answer.
+    """
+    resources = [r for r in resources if r.published_version_id]
+    if not resources:
+        return {}
+    snapshots = ResourceVersion.objects.filter(pk__in=[r.published_version_id for r in resources]).values_list(
+        "resource_id", "snapshot"
+    )
+    links: dict[int, dict[str, set[str]]] = {}  # resource id -> registry code -> linked fields
+    for resource_id, snapshot in snapshots:
+        for item in (snapshot or {}).get("items") or []:
+            if item.get("registry") and item.get("registry_field"):
+                links.setdefault(resource_id, {}).setdefault(item["registry"], set()).add(item["registry_field"])
+    codes = {code for by_registry in links.values() for code in by_registry}
+    if not codes:
+        return {}
+    runs = {run.registry.code: run for run in latest_runs().filter(registry__code__in=codes)}
+    results: dict[int, list[tuple]] = {}
+    for row in RuleResult.objects.filter(run__in=[run.pk for run in runs.values()]).values_list(
+        "run_id", "resource_id", "fields", "dimension", "weight", "checked", "failed"
+    ):
+        results.setdefault(row[0], []).append(row[1:])
+    answer: dict[int, dict] = {}
+    for resource_id, by_registry in links.items():
+        candidates = []
+        for code, fields in by_registry.items():
+            run = runs.get(code)
+            if run is None:
+                continue
+            own = [
+                row[2:]
+                for row in results.get(run.pk, [])
+                if row[0] == resource_id or (row[0] is None and row[1] and set(row[1]) <= fields)
+            ]
+            score = scoring.summarize(own).score
+            if score is None:
+                score = run.score
+            if score is not None:
+                candidates.append((Decimal(score), run))
+        if candidates:
+            score, run = min(candidates, key=lambda pair: (pair[0], pair[1].registry.code))
+            answer[resource_id] = {
+                "score": score,
+                "grade": scoring.grade(score),
+                "finished_at": run.finished_at,
+                "registry": run.registry.code,
+            }
+    return answer
