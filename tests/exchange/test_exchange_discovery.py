@@ -193,3 +193,22 @@ def test_log_can_be_turned_off_only_for_a_benchmark(client, users, resources, to
     assert AccessLog.objects.filter(channel="exchange").count() == 2  # the citizen's view is kept
     refused = post(client, path, {"identifier": PERSON_ID, "items": ["income"]}, token)
     assert refused.status_code == 403 and json.loads(refused.content)["exchange_seq"] is None
+
+
+def test_batch_read_looks_every_record_up_in_one_statement(client, users, resources, token):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    grant(users, resources["person"], {"name": "full"})
+    path = f"{BASE}/resources/{key(resources['person'])}/records/batch"
+    post(client, path, {"identifiers": [PERSON_ID]}, token)  # warm the per-process caches
+    counts = []
+    for identifiers in ([PERSON_ID], [PERSON_ID, OTHER_ID, "370102199901010000", PERSON_ID.lower(), PERSON_ID]):
+        with CaptureQueriesContext(connection) as queries:
+            response = post(client, path, {"identifiers": identifiers}, token)
+        assert response.status_code == 200, response.content
+        counts.append(len(queries))
+    assert counts[0] == counts[1]  # five identifiers cost what one does
+    rows = response.json()["records"]
+    assert [r and r["items"]["name"] for r in rows] == ["王小明", "李四", None, "王小明", "王小明"]
+    assert rows[0]["record"] == rows[3]["record"] == rows[4]["record"]

@@ -10,9 +10,10 @@ request, the record through its keys, the rate-limit row. Here:
 * :func:`published_items` keeps the items of a published catalogue version per process. A
   published version's snapshot never changes (a change is a new version, which the context query
   finds at once); the cache is dropped when this process saves or deletes a version.
-* :func:`find_record` reads the live record with an identifier through its blind index with one
-  statement and decrypts its sealed values; registries come from the registry service's
-  short-lived per-process cache (:func:`dgov.registry.services.cached_registry`).
+* :func:`find_records` reads the live records with given identifiers (one, or a whole batch)
+  through their blind index with one statement and decrypts their sealed values; registries come
+  from the registry service's short-lived per-process cache
+  (:func:`dgov.registry.services.cached_registry`).
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ _record_sql: dict[str, str] = {}
 
 
 def _record_statement() -> str:
-    """The record-by-key statement for this database (built once from the models' metadata)."""
+    """The records-by-key statement for this database, up to ``IN (…)`` (built once from the models)."""
     sql = _record_sql.get(connection.vendor)
     if sql is not None:
         return sql
@@ -179,21 +180,23 @@ def _record_statement() -> str:
         return q(meta.get_field(name).column)
 
     sql = (
-        f"SELECT rec.{c(rec, 'id')}, rec.{c(rec, 'uid')}, rec.{c(rec, 'data')}, rec.{c(rec, 'sealed')} "
+        f"SELECT k.{c(key, 'digest')}, rec.{c(rec, 'id')}, rec.{c(rec, 'uid')}, rec.{c(rec, 'data')}, "
+        f"rec.{c(rec, 'sealed')} "
         f"FROM {q(key.db_table)} k JOIN {q(rec.db_table)} rec ON rec.{c(rec, 'id')} = k.{c(key, 'record')} "
-        f"WHERE k.{c(key, 'registry')} = %s AND k.{c(key, 'field')} = %s AND k.{c(key, 'digest')} = %s "
+        f"WHERE k.{c(key, 'registry')} = %s AND k.{c(key, 'field')} = %s "
         f"AND rec.{c(rec, 'registry')} = %s AND rec.{c(rec, 'deleted_at')} IS NULL "
-        f"ORDER BY rec.{c(rec, 'id')} LIMIT 1"
+        f"AND k.{c(key, 'digest')} IN "
     )
     _record_sql[connection.vendor] = sql
     return sql
 
 
-def find_record(registry, identifier) -> FoundRecord | None:
-    """The live record of ``registry`` whose identifier field equals ``identifier`` (None when none).
+def find_records(registry, identifiers: list) -> list[FoundRecord | None]:
+    """The live record of ``registry`` for each identifier, in order (None where there is none): one statement.
 
-    The value is cleaned by the field's rules first (an ID number in any accepted spelling finds
-    its record); a value that cannot be valid cannot be stored, so it finds nothing. Raises
+    Each value is cleaned by the identifier field's rules first (an ID number in any accepted
+    spelling finds its record); a value that cannot be valid cannot be stored, so it finds
+    nothing. Where several live records share a key the oldest is taken. Raises
     :class:`~dgov.registry.schema.RecordValidationError` when the registry's identifier field is
     not a key field (the registry cannot be looked up by identifier).
     """
@@ -201,20 +204,33 @@ def find_record(registry, identifier) -> FoundRecord | None:
     definition = field_map(registry_services.registry_fields(registry)).get(name)
     if definition is None or not (definition.unique or definition.lookup):
         raise RecordValidationError({name: ["not a key field"]})
-    try:
-        cleaned = clean_value(definition, identifier)
-    except RecordValidationError:
-        return None
-    if cleaned is None:
-        return None
-    digest = blind_index(str(cleaned), purpose=key_purpose(registry.code, definition))
-    with connection.cursor() as cursor:
-        cursor.execute(_record_statement(), [registry.pk, name, digest, registry.pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    pk, uid, data, sealed = row
-    values = dict(_json(data) or {})
-    if sealed:
-        values.update(json.loads(decrypt_value(sealed)))
-    return FoundRecord(pk, str(Record._meta.get_field("uid").to_python(uid)), values)
+    purpose = key_purpose(registry.code, definition)
+    digests: list[str | None] = []
+    for identifier in identifiers:
+        try:
+            cleaned = clean_value(definition, identifier)
+        except RecordValidationError:
+            cleaned = None
+        digests.append(None if cleaned is None else blind_index(str(cleaned), purpose=purpose))
+    wanted = sorted({digest for digest in digests if digest is not None})
+    found: dict[str, tuple] = {}
+    if wanted:
+        marks = ", ".join(["%s"] * len(wanted))
+        with connection.cursor() as cursor:
+            cursor.execute(f"{_record_statement()}({marks})", [registry.pk, name, registry.pk, *wanted])
+            for digest, *row in cursor.fetchall():
+                if digest not in found or row[0] < found[digest][0]:
+                    found[digest] = tuple(row)
+    uid_field = Record._meta.get_field("uid")
+    records: dict[str, FoundRecord] = {}
+    for digest, (pk, uid, data, sealed) in found.items():
+        values = dict(_json(data) or {})
+        if sealed:
+            values.update(json.loads(decrypt_value(sealed)))
+        records[digest] = FoundRecord(pk, str(uid_field.to_python(uid)), values)
+    return [records.get(digest) if digest is not None else None for digest in digests]
+
+
+def find_record(registry, identifier) -> FoundRecord | None:
+    """:func:`find_records` for one identifier."""
+    return find_records(registry, [identifier])[0]

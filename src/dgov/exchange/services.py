@@ -750,12 +750,26 @@ def _check_call(call: _Call, requested: list[str]) -> _Target:
     return _Target(context, context.granted, linked, registry)
 
 
-def _find(call: _Call, target: _Target, identifier: str) -> lookups.FoundRecord | None:
-    """The live record with this identifier in the target registry (None when there is none)."""
+def _find_all(call: _Call, target: _Target, identifiers: list) -> list[lookups.FoundRecord | None]:
+    """The live record for each identifier in the target registry, in order (None where there is none)."""
     try:
-        return lookups.find_record(target.registry, identifier)
+        return lookups.find_records(target.registry, identifiers)
     except RecordValidationError:
         raise call.refuse(404, "no_data_service", _("该信息资源不提供接口数据服务"), result="error") from None
+
+
+def _find(call: _Call, target: _Target, identifier: str) -> lookups.FoundRecord | None:
+    """The live record with this identifier in the target registry (None when there is none)."""
+    return _find_all(call, target, [identifier])[0]
+
+
+def _begin_read(principal, resource_code: str, fields, request_id: str) -> tuple[_Call, _Target, list[str]]:
+    """The checked start of a registry read: (call, target, the items it serves); refusals logged and raised."""
+    call = _Call(principal, "read", resource_code, request_id)
+    requested = sorted(set(fields)) if fields else []
+    target = _check_call(call, requested)
+    call.fields = _servable(call, target, requested)
+    return call, target, call.fields
 
 
 def _servable(call: _Call, target: _Target, requested: list[str]) -> list[str]:
@@ -815,11 +829,7 @@ def gateway_read(principal, resource_code: str, identifier: str, *, fields=None,
         if proxied is not None:
             return proxied
     # <<<
-    call = _Call(principal, "read", resource_code, request_id)
-    requested = sorted(set(fields)) if fields else []
-    target = _check_call(call, requested)
-    served = _servable(call, target, requested)
-    call.fields = served
+    call, target, served = _begin_read(principal, resource_code, fields, request_id)
     record = _find(call, target, identifier)
     if record is None:
         raise call.refuse(404, "record_not_found", _("未找到对应记录"), result="error")
@@ -844,16 +854,11 @@ def gateway_read_many(
         if proxied is not None:
             return proxied
     # <<<
-    call = _Call(principal, "read", resource_code, request_id)
-    requested = sorted(set(fields)) if fields else []
-    target = _check_call(call, requested)
-    served = _servable(call, target, requested)
-    call.fields = served
+    call, target, served = _begin_read(principal, resource_code, fields, request_id)
     if len(identifiers) > max_records():
         raise _too_large(call)
     rows, found = [], []
-    for identifier in identifiers:
-        record = _find(call, target, identifier)
+    for record in _find_all(call, target, identifiers):  # one statement for the whole batch
         if record is None:
             rows.append(None)
             continue
