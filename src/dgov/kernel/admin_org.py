@@ -12,12 +12,13 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from dgov.kernel.admin_base import ReadOnlyAdmin
 from dgov.kernel.models import CalendarDay, Division, Organization
 from dgov.kernel.services import calendar, organizations
 
 
 @admin.register(Division)
-class DivisionAdmin(admin.ModelAdmin):
+class DivisionAdmin(ReadOnlyAdmin):
     """GB/T 2260 divisions and the demo province's townships and villages, for lookup."""
 
     list_display = ("code", "name", "full_name", "level", "placeholder", "synthetic", "is_current")
@@ -25,18 +26,8 @@ class DivisionAdmin(admin.ModelAdmin):
     search_fields = ("code", "name", "full_name")
     list_select_related = ("parent",)
     show_full_result_count = False  # counting 10k+ rows on every page view is wasted work
-
-    def has_add_permission(self, request):
-        """Divisions are loaded from the standard, not typed in."""
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        """Read-only: reload with ``dgov divisions load`` instead."""
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        """Records refer to divisions; abolished ones are marked, not deleted."""
-        return False
+    # Read-only (ReadOnlyAdmin): divisions are loaded from the standard (``dgov divisions load``),
+    # and records refer to them, so abolished ones are marked, not deleted.
 
 
 class OrganizationForm(forms.ModelForm):
