@@ -37,7 +37,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import cached_property
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -680,17 +679,12 @@ class _Call:
 
 @dataclass
 class _Target:
-    """The checked context of a call: resource, grant items, registry and the item → field map."""
+    """The checked context of a call: the resource's context, grant items, registry and the item → field map."""
 
     context: lookups.CallContext
     granted: dict[str, str]
     items: dict[str, dict]
     registry: object
-
-    @cached_property
-    def resource(self) -> InformationResource:
-        """The catalogue resource (loaded on first use; the gateway itself needs only its id and code)."""
-        return InformationResource.objects.select_related("provider").get(pk=self.context.resource_id)
 
 
 def _check_client(call: _Call, requested: list[str]) -> Organization:
