@@ -88,8 +88,8 @@ __all__ = [
 
 FORMAT = "dgov-dataservice-v1"
 # The platform signs its outbound requests (webhooks, data-service calls) with one key, told
-# apart by the signed prefix; receivers pin the keys published for webhooks.
-KEY_PURPOSE = subscriptions.KEY_PURPOSE
+# apart by the signed prefix; receivers pin the keys published for webhooks
+# (``subscriptions.KEY_PURPOSE``, read at call time: the two modules import each other).
 MAX_TIMEOUT = 30
 CHUNK = 64 * 1024
 Status = DataService.Status
@@ -437,7 +437,8 @@ def _call_service(service: DataService, payload: dict, *, request_id: str) -> tu
 
     body = canonical_json(payload).encode("utf-8")
     timestamp = str(int(time.time()))
-    kid, signature = keys.sign(KEY_PURPOSE, subscriptions.signing_bytes(timestamp, request_id, body, prefix=FORMAT))
+    signed = subscriptions.signing_bytes(timestamp, request_id, body, prefix=FORMAT)
+    kid, signature = keys.sign(subscriptions.KEY_PURPOSE, signed)
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "Accept": "application/json",
