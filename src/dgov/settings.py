@@ -287,7 +287,15 @@ WORKER_PERIODIC_JOBS = [
     "dgov.registry.accesslog.ingest_journals",
     "dgov.exchange.subscriptions.send_due",
     "dgov.exchange.federation_exchange.sync_due",
+    "dgov.quality.rectification.recheck_due",
+    "dgov.quality.rectification.escalation_job",
 ]
+# Rectification work orders (整改工单, docs/quality.md): re-check a registry this many seconds after its
+# last change (at the latest this many after the first); level-2 escalation after further working days.
+QUALITY_RECHECK_DEBOUNCE_SECONDS = int(env("DGOV_QUALITY_RECHECK_DEBOUNCE_SECONDS", "300") or 300)
+QUALITY_RECHECK_MAX_WAIT_SECONDS = int(env("DGOV_QUALITY_RECHECK_MAX_WAIT_SECONDS", "3600") or 3600)
+QUALITY_ORDER_DEADLINE_DAYS = {"high": 5, "medium": 10, "low": 20}
+QUALITY_ORDER_ESCALATION_DAYS = int(env("DGOV_QUALITY_ORDER_ESCALATION_DAYS", "5") or 5)
 # Exchange webhooks (docs/exchange.md): waits after each failed attempt (then dead), the HTTP timeout,
 # and how many failed attempts in a row pause a subscription.
 EXCHANGE_WEBHOOK_BACKOFF = [30, 120, 600, 3600, 21600]

@@ -15,6 +15,7 @@ urlpatterns = [
     path("workbench/catalog/", include("dgov.catalog.urls")),
     path("workbench/exchange/", include("dgov.exchange.urls")),
     path("workbench/quality/", include("dgov.quality.urls")),
+    path("workbench/linkage/", include("dgov.linkage.urls")),
     path("workbench/api-clients/", include("dgov.identity.client_urls")),
     path("", include("dgov.oidc.urls")),  # /.well-known/openid-configuration, /oidc/…, client pages
     path("account/", include("dgov.registry.account_urls")),  # /account/reads/ 谁查了我的数据

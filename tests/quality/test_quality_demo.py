@@ -42,6 +42,7 @@ def test_shipped_rules_load_and_run(installed):
                 "birth_date": "1980-05-06",
                 "division_code": "370102",
                 "status": "normal",
+                "phone": "13800000000",
             }
         ],
         actor="system:test",
@@ -49,7 +50,7 @@ def test_shipped_rules_load_and_run(installed):
     )
     summary = demo.seed()
     assert "数据质量" in summary
-    rules = demo.installed_rules()
+    rules = demo.installed_rules() + demo.installed_rules(demo.DEMO_RULES)
     assert QualityRule.objects.count() == len(rules) > 15
     assert QualityRule.objects.get(code="population.person.id_number.checksum").owner.code == "370000-GA"
     run = QualityRun.objects.get(registry=person)

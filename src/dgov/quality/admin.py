@@ -3,7 +3,14 @@
 from django.contrib import admin
 
 from dgov.kernel.admin_base import ReadOnlyAdmin, ReadOnlyTabularInline
-from dgov.quality.models import QualityRule, QualityRun, RuleResult
+from dgov.quality.models import (
+    QualityRule,
+    QualityRun,
+    RectificationEvent,
+    RectificationOrder,
+    RuleResult,
+    ScoreSnapshot,
+)
 
 
 @admin.register(QualityRule)
@@ -32,3 +39,32 @@ class QualityRunAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     list_select_related = ("registry",)
     inlines = [ResultInline]
+
+
+@admin.register(ScoreSnapshot)
+class ScoreSnapshotAdmin(ReadOnlyAdmin):
+    """Daily score snapshots of departments and registries (trends; written by runs and the backfill)."""
+
+    list_display = ("scope", "key", "day", "score", "grade", "rules", "failed", "open_orders")
+    list_filter = ("scope", "grade")
+    search_fields = ("key",)
+    date_hierarchy = "day"
+
+
+class EventInline(ReadOnlyTabularInline):
+    """An order's timeline."""
+
+    model = RectificationEvent
+    fields = ("at", "actor", "action", "note", "data")
+    readonly_fields = fields
+
+
+@admin.register(RectificationOrder)
+class RectificationOrderAdmin(ReadOnlyAdmin):
+    """Rectification work orders (整改工单); they change through ``dgov.quality.rectification`` (audited)."""
+
+    list_display = ("code", "title", "registry", "department", "status", "failed_now", "due_on", "escalation_level")
+    list_filter = ("status", "source", "dimension", "escalation_level")
+    search_fields = ("code", "title", "finding_key")
+    list_select_related = ("registry", "department")
+    inlines = [EventInline]

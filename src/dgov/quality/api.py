@@ -11,6 +11,12 @@ GET      ``/runs/{id}``                        one run with per-rule results and
 GET      ``/departments``                      departments' scores (those the caller may see)
 GET      ``/departments/{code}``               a department's scorecard
 GET      ``/resources/{key}``                  a catalogue resource's score
+GET      ``/trends?scope=&key=&days=``         a department's or registry's score trend and change
+GET      ``/trends/ranking?scope=&days=``      departments (or registries) by score, with the change
+GET      ``/orders``                           rectification work orders (整改工单): filters, paging
+GET      ``/orders/{code}``                    an order with masked samples and its timeline
+POST     ``/orders/{code}/answer``             the department's answer (整改反馈); re-checked at once
+POST     ``/orders/{code}/recheck``            ask for a re-check now
 =======  ====================================  ==================================================
 
 Callers: officials and administrators (session or bearer token) and API clients holding the
@@ -22,18 +28,19 @@ covering data administrators and platform administrators. Errors are problem+jso
 
 from __future__ import annotations
 
-from typing import Any
+import datetime
+from typing import Any, Literal
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext
-from ninja import Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 
 from dgov.api.auth import bearer_auth, client_auth, session_auth
 from dgov.kernel.models import Organization
-from dgov.quality import scoring, services
-from dgov.quality.models import QualityRule, QualityRun, RuleResult
+from dgov.quality import rectification, scoring, services, trends
+from dgov.quality.models import QualityRule, QualityRun, RectificationOrder, RuleResult
 from dgov.registry.models import Registry
 
 router = Router(tags=["quality"], auth=[client_auth, bearer_auth, session_auth])
@@ -380,3 +387,329 @@ def resource_score(request: HttpRequest, key: str):
         "summary": summary.as_dict(),
         "results": [_result(r) for r in results],
     }
+
+
+# --- Trends (质量趋势) ------------------------------------------------------------------------------------
+
+
+class TrendPoint(Schema):
+    """One day's snapshot: score, grade, dimension scores, counts and active rectification orders."""
+
+    day: str
+    score: float | None
+    grade: str
+    dimensions: dict[str, float]
+    rules: int
+    checked: int
+    failed: int
+    open_orders: int
+
+
+class DimensionChangeOut(Schema):
+    """A dimension at the start and end of the period."""
+
+    start: float | None
+    end: float | None
+    change: float | None
+    direction: str
+
+
+class ComparisonOut(Schema):
+    """The change over the period (start: the score in effect when it began, or the first snapshot)."""
+
+    start: TrendPoint | None
+    end: TrendPoint | None
+    change: float | None
+    direction: str
+    dimensions: dict[str, DimensionChangeOut]
+
+
+class TrendOut(Schema):
+    """A department's or registry's series over a period."""
+
+    scope: str
+    key: str
+    name: str
+    since: str
+    until: str
+    days: int
+    baseline: TrendPoint | None
+    points: list[TrendPoint]
+    comparison: ComparisonOut
+
+
+class RankingRowOut(Schema):
+    """A department or registry with its current score and the change over the period."""
+
+    code: str
+    name: str
+    score: float | None
+    grade: str
+    change: float | None
+    direction: str
+
+
+class RankingOut(Schema):
+    """The overview: best score first."""
+
+    scope: str
+    since: str
+    until: str
+    rows: list[RankingRowOut]
+
+
+@router.get("/trends", response=TrendOut, summary="数据质量得分趋势")
+def score_trend(
+    request: HttpRequest,
+    scope: Literal["department", "registry"],
+    key: str,
+    days: int | None = None,
+    since: datetime.date | None = None,
+    until: datetime.date | None = None,
+):
+    """A department's (scorecard) or registry's daily scores over a period, with the change overall and per dimension.
+
+    ``days`` back from today (default 90), or ``since``/``until``; a department's trend for the
+    department itself, covering data administrators and platform administrators, a registry's for
+    those who may read its quality.
+    """
+    principal = _reader(request)
+    try:
+        found = trends.trend(scope, key, actor=principal, days=days, since=since, until=until)
+    except (Organization.DoesNotExist, Registry.DoesNotExist):
+        raise HttpError(404, gettext("部门不存在。") if scope == "department" else gettext("信息库不存在。")) from None
+    return found.as_dict()
+
+
+@router.get("/trends/ranking", response=RankingOut, summary="数据质量评分排名及变化")
+def score_ranking(request: HttpRequest, scope: Literal["department", "registry"] = "department", days: int = 90):
+    """Departments (or registries) the caller may see, best score first, with the change over the last ``days``."""
+    principal = _reader(request)
+    since, until, rows = trends.ranking(scope, actor=principal, days=days)
+    return {
+        "scope": scope,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "rows": [
+            {
+                "code": row.code,
+                "name": row.target.name,
+                "score": float(row.summary.score) if row.summary.score is not None else None,
+                "grade": row.summary.grade,
+                "change": float(row.comparison.change) if row.comparison.change is not None else None,
+                "direction": row.comparison.direction,
+            }
+            for row in rows
+        ],
+    }
+
+
+# --- Rectification work orders (整改工单) ------------------------------------------------------------------
+
+ORDER_SCOPE = "quality:rectify"
+MAX_ORDER_PAGE_SIZE = 100
+
+
+class OrderQuery(Schema):
+    """Filters and paging of the order list."""
+
+    status: str = Field(
+        "active", max_length=16, description="active（未办结，默认）/ all / open / submitted / resolved / cancelled"
+    )
+    department: str = Field("", max_length=32, description="整改部门编码")
+    registry: str = Field("", max_length=100, description="信息库编码")
+    source: str = Field("", max_length=8, description="rule / linkage")
+    overdue: bool = Field(False, description="仅逾期工单")
+    page: int = Field(1, ge=1, le=100000)
+    page_size: int = Field(20, ge=1, le=MAX_ORDER_PAGE_SIZE)
+
+
+class OrderOut(Schema):
+    """A rectification work order (without samples and timeline)."""
+
+    code: str
+    source: str
+    registry: str
+    registry_name: str
+    finding_key: str
+    rule: str | None
+    title: str
+    dimension: str
+    department: str
+    department_name: str
+    fields: list[str]
+    status: str
+    failed_at_open: int
+    failed_now: int
+    deadline_days: int
+    opened_on: str
+    due_on: str
+    remaining_days: int
+    overdue_days: int
+    overdue: bool
+    escalation_level: int
+    escalated_at: str | None
+    recheck_requested_at: str | None
+    closed_at: str | None
+    closed_by: str
+
+
+class OrderEventOut(Schema):
+    """One step of an order's timeline."""
+
+    at: str
+    actor: str
+    action: str
+    note: str
+    data: dict[str, Any]
+
+
+class OrderDetailOut(OrderOut):
+    """An order with its masked samples (within the caller's division), answer, runs and timeline."""
+
+    response: str
+    detail: dict[str, Any]
+    opened_run: int | None
+    last_run: int | None
+    samples: list[dict[str, Any]]
+    events: list[OrderEventOut]
+
+
+class OrderPage(Schema):
+    """One page of orders."""
+
+    count: int
+    page: int
+    pages: int
+    results: list[OrderOut]
+
+
+class AnswerIn(Schema):
+    """The department's answer (整改说明)."""
+
+    note: str = Field(..., min_length=1, max_length=2000)
+
+
+def _order_out(order: RectificationOrder) -> dict:
+    """An order as :class:`OrderOut`."""
+    due = rectification.deadline(order)
+    return {
+        "code": order.code,
+        "source": order.source,
+        "registry": order.registry.code,
+        "registry_name": order.registry.name,
+        "finding_key": order.finding_key,
+        "rule": order.rule.code if order.rule_id else None,
+        "title": order.title,
+        "dimension": order.dimension,
+        "department": order.department.code,
+        "department_name": order.department.name,
+        "fields": list(order.fields or []),
+        "status": order.status,
+        "failed_at_open": order.failed_at_open,
+        "failed_now": order.failed_now,
+        "deadline_days": order.deadline_days,
+        "opened_on": order.opened_on.isoformat(),
+        "due_on": order.due_on.isoformat(),
+        "remaining_days": due.remaining,
+        "overdue_days": due.overdue,
+        "overdue": due.is_overdue,
+        "escalation_level": order.escalation_level,
+        "escalated_at": _iso(order.escalated_at),
+        "recheck_requested_at": _iso(order.recheck_requested_at),
+        "closed_at": _iso(order.closed_at),
+        "closed_by": order.closed_by,
+    }
+
+
+def _order_detail(order: RectificationOrder, principal) -> dict:
+    """An order as :class:`OrderDetailOut`."""
+    return {
+        **_order_out(order),
+        "response": order.response,
+        "detail": order.detail or {},
+        "opened_run": order.opened_run_id,
+        "last_run": order.last_run_id,
+        "samples": rectification.order_samples(order, principal),
+        "events": [
+            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "note": e.note, "data": e.data or {}}
+            for e in order.events.all()
+        ],
+    }
+
+
+def _order(code: str, principal) -> RectificationOrder:
+    """An order the caller may read (404 for unknown orders and other departments' orders alike)."""
+    found = rectification.visible_orders(principal).filter(code=code).first()
+    if found is None:
+        raise HttpError(404, gettext("整改工单不存在。"))
+    return found
+
+
+@router.get("/orders", response=OrderPage, summary="整改工单列表")
+def order_list(request: HttpRequest, params: Query[OrderQuery]):
+    """The orders the caller may see (its department's; data administrators: their division's), filtered and paged."""
+    principal = _reader(request)
+    orders = rectification.filter_orders(
+        rectification.visible_orders(principal),
+        status=params.status,
+        department=params.department,
+        registry=params.registry,
+        source=params.source,
+        overdue=params.overdue,
+    )
+    orders = orders.order_by("due_on", "id") if params.status == "active" else orders.order_by("-opened_on", "-id")
+    count = orders.count()
+    start = (params.page - 1) * params.page_size
+    return {
+        "count": count,
+        "page": params.page,
+        "pages": max(1, -(-count // params.page_size)),
+        "results": [_order_out(order) for order in orders[start : start + params.page_size]],
+    }
+
+
+@router.get("/orders/{code}", response=OrderDetailOut, summary="整改工单详情（含办理记录）")
+def order_detail(request: HttpRequest, code: str):
+    """One order with masked samples, the department's answer and the timeline."""
+    principal = _reader(request)
+    return _order_detail(_order(code, principal), principal)
+
+
+@router.post("/orders/{code}/answer", response=OrderDetailOut, summary="反馈整改情况（整改部门）")
+def order_answer(request: HttpRequest, code: str, body: AnswerIn):
+    """The order's department answers it: the note is kept, the order is submitted and re-checked at once.
+
+    API clients need the ``quality:rectify`` scope; only the order's own department may answer
+    (403), and only an open order (409).
+    """
+    principal = request.auth
+    if hasattr(principal, "client_id") and not principal.has_scope(ORDER_SCOPE):
+        raise PermissionDenied(gettext("当前凭证没有 %(scope)s 权限范围。") % {"scope": ORDER_SCOPE})
+    principal = principal if hasattr(principal, "client_id") else _reader(request)
+    order = _order(code, principal)
+    try:
+        answered = rectification.answer_order(order, actor=principal, note=body.note)
+    except ValidationError as exc:
+        if getattr(exc, "code", None) == "state":
+            raise HttpError(409, "；".join(exc.messages)) from None
+        raise
+    return _order_detail(answered, principal)
+
+
+@router.post("/orders/{code}/recheck", response=OrderDetailOut, summary="申请复核整改工单")
+def order_recheck(request: HttpRequest, code: str):
+    """Ask for a re-check now (the order's department or a rule manager); a run is queued unless one is waiting."""
+    principal = request.auth
+    if hasattr(principal, "client_id") and not principal.has_scope(ORDER_SCOPE):
+        raise PermissionDenied(gettext("当前凭证没有 %(scope)s 权限范围。") % {"scope": ORDER_SCOPE})
+    principal = principal if hasattr(principal, "client_id") else _reader(request)
+    order = _order(code, principal)
+    try:
+        rectification.request_recheck(order, actor=principal)
+    except ValidationError as exc:
+        if getattr(exc, "code", None) == "state":
+            raise HttpError(409, "；".join(exc.messages)) from None
+        raise
+    order.refresh_from_db()
+    return _order_detail(order, principal)

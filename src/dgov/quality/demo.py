@@ -1,4 +1,8 @@
-"""Demo data quality (`dgov demo`): the shipped base-library rules and one run of each (idempotent)."""
+"""Demo data quality (`dgov demo`): the shipped base-library rules, two demo-only rules, one run of each (idempotent).
+
+The synthetic province passes every base rule; the demo-only rules (``data/rules-demo.yaml``) fail
+on part of it, so the first runs open a few rectification work orders (整改工单) to show.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dgov.quality.models import QualityRun
 from dgov.registry.models import Registry
 
 BASE_RULES = Path(__file__).parent / "data" / "rules-base.yaml"
+DEMO_RULES = Path(__file__).parent / "data" / "rules-demo.yaml"
 
 
 def installed_rules(path: Path = BASE_RULES) -> list[dict]:
@@ -24,9 +29,9 @@ def installed_rules(path: Path = BASE_RULES) -> list[dict]:
 
 
 def seed() -> str:
-    """Load the shipped rules for the installed registries and run each registry once if it never ran."""
+    """Load the shipped and demo-only rules of the installed registries; run each registry once if it never ran."""
     actor = audit.cli_actor()
-    rules = installed_rules()
+    rules = installed_rules() + installed_rules(DEMO_RULES)
     if not rules:
         return "数据质量：未安装基础库，跳过"
     report = services.load_rules(rules, actor=actor, source=str(BASE_RULES.name))

@@ -163,3 +163,139 @@ class RuleResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule_code}: {self.failed}/{self.checked}"
+
+
+class RectificationOrder(models.Model):
+    """A rectification work order (整改工单): a quality finding sent to the department that must fix it.
+
+    An order is opened for a rule that failed in a run (``source = rule``) or for a conflict that
+    entity resolution found between a department's value and the authoritative source's
+    (``source = linkage``). It goes to the field's authoritative department (for a linkage conflict:
+    the department holding the disagreeing value), is due a number of working days after it opened
+    (the kernel's working-day calendar), is re-checked automatically when that department changes
+    the data, closes when the re-check passes, and escalates when it is overdue. Its timeline is
+    kept in :class:`RectificationEvent`.
+    """
+
+    class Source(models.TextChoices):
+        RULE = "rule", _("质量规则")
+        LINKAGE = "linkage", _("比对冲突")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("待整改")
+        SUBMITTED = "submitted", _("已反馈待复核")
+        RESOLVED = "resolved", _("已整改")
+        CANCELLED = "cancelled", _("已撤销")
+
+    code = models.CharField(_("工单编号"), max_length=32, unique=True)
+    source = models.CharField(_("来源"), max_length=8, choices=Source.choices, default=Source.RULE)
+    registry = models.ForeignKey(
+        "registry.Registry", verbose_name=_("信息库"), on_delete=models.PROTECT, related_name="+"
+    )
+    rule = models.ForeignKey(
+        QualityRule, verbose_name=_("规则"), null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
+    finding_key = models.CharField(
+        _("问题标识"), max_length=200, help_text=_("同一问题的稳定标识：规则编码，或比对冲突的“库:字段”")
+    )
+    title = models.CharField(_("标题"), max_length=300)
+    dimension = models.CharField(_("质量维度"), max_length=16, choices=Dimension.choices)
+    department = models.ForeignKey(
+        "kernel.Organization", verbose_name=_("整改部门"), on_delete=models.PROTECT, related_name="+"
+    )
+    fields = models.JSONField(_("字段"), default=list, blank=True)
+    opened_run = models.ForeignKey(
+        QualityRun, verbose_name=_("发现于"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_run = models.ForeignKey(
+        QualityRun, verbose_name=_("最近复核"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    failed_at_open = models.PositiveBigIntegerField(_("发现时不合格数"), default=0)
+    failed_now = models.PositiveBigIntegerField(_("当前不合格数"), default=0)
+    samples = models.JSONField(_("不合格样例"), default=list, blank=True, help_text=_("个人信息已脱敏"))
+    detail = models.JSONField(_("详情"), default=dict, blank=True)
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    deadline_days = models.PositiveSmallIntegerField(_("整改时限（工作日）"))
+    opened_on = models.DateField(_("下发日期"))
+    due_on = models.DateField(_("整改期限"))
+    escalation_level = models.PositiveSmallIntegerField(_("督办级别"), default=0)
+    escalated_at = models.DateTimeField(_("最近督办时间"), null=True, blank=True)
+    response = models.TextField(_("整改说明"), blank=True)
+    recheck_requested_at = models.DateTimeField(_("待复核时间"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("办结时间"), null=True, blank=True)
+    closed_by = models.CharField(_("办结人"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("整改工单")
+        verbose_name_plural = _("整改工单")
+        ordering = ["-opened_on", "-id"]
+        indexes = [
+            models.Index(fields=["department", "status"], name="quality_order_dept_status"),
+            models.Index(fields=["status", "due_on"], name="quality_order_due"),
+            models.Index(fields=["registry", "status"], name="quality_order_registry"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registry", "finding_key", "department"],
+                condition=models.Q(status__in=["open", "submitted"]),
+                name="quality_order_one_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.title}"
+
+
+class RectificationEvent(models.Model):
+    """One step in a work order's timeline: opened, re-checked, answered, escalated, closed."""
+
+    order = models.ForeignKey(
+        RectificationOrder, verbose_name=_("工单"), on_delete=models.CASCADE, related_name="events"
+    )
+    at = models.DateTimeField(_("时间"), auto_now_add=True)
+    actor = models.CharField(_("操作人"), max_length=150, blank=True)
+    action = models.CharField(_("动作"), max_length=20)
+    note = models.TextField(_("说明"), blank=True)
+    data = models.JSONField(_("数据"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("工单记录")
+        verbose_name_plural = _("工单记录")
+        ordering = ["order", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.action}"
+
+
+class ScoreSnapshot(models.Model):
+    """A department's (or a registry's) quality score on one day, for trends over time.
+
+    Written after every successful run: one row per (scope, key, day), replaced by later runs of the
+    same day, so a trend is a simple ordered read.
+    """
+
+    class Scope(models.TextChoices):
+        DEPARTMENT = "department", _("部门")
+        REGISTRY = "registry", _("信息库")
+
+    scope = models.CharField(_("范围"), max_length=12, choices=Scope.choices)
+    key = models.CharField(_("编码"), max_length=100, help_text=_("部门编码或信息库编码"))
+    day = models.DateField(_("日期"))
+    score = models.DecimalField(_("综合得分"), max_digits=5, decimal_places=2, null=True, blank=True)
+    grade = models.CharField(_("等级"), max_length=1, blank=True)
+    dimension_scores = models.JSONField(_("维度得分"), default=dict, blank=True)
+    rules = models.PositiveIntegerField(_("规则数"), default=0)
+    checked = models.PositiveBigIntegerField(_("检查数"), default=0)
+    failed = models.PositiveBigIntegerField(_("不合格数"), default=0)
+    open_orders = models.PositiveIntegerField(_("未办结工单"), default=0)
+
+    class Meta:
+        verbose_name = _("质量得分快照")
+        verbose_name_plural = _("质量得分快照")
+        ordering = ["scope", "key", "day"]
+        constraints = [models.UniqueConstraint(fields=["scope", "key", "day"], name="quality_snapshot_day")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key} {self.day} {self.score}"

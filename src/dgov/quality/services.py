@@ -590,6 +590,8 @@ def load_rules(rules: list, *, actor, source: str = "", dry_run: bool = False) -
             audit.record(
                 "quality.rule.update", actor=_audit_actor(actor), target=stored, detail=_rule_detail(stored, changed)
             )
+            if "enabled" in changed and not stored.enabled:
+                _rectification().on_rule_disabled(stored, actor=actor)
             report.updated.append(code)
         audit.record(
             "quality.rules.load",
@@ -616,6 +618,8 @@ def set_rule_enabled(rule: QualityRule, enabled: bool, *, actor) -> QualityRule:
             locked.updated_by = _actor_label(actor)
             locked.save(update_fields=["enabled", "updated_by", "updated_at"])
             audit.record(action, actor=_audit_actor(actor), target=locked, detail=_rule_detail(locked))
+            if not enabled:
+                _rectification().on_rule_disabled(locked, actor=actor)
     return locked
 
 
@@ -866,8 +870,27 @@ def execute_run(
             aggregate="quality",
             aggregate_id=registry.code,
         )
+        # Rectification work orders (整改工单): open, update or close the orders of the run's findings.
+        _rectification().after_run(run, actor=actor)
+        # Trend snapshots (质量趋势): keep this the last step of the transaction, after any hook that
+        # opens or closes rectification orders, so the day's snapshot counts them.
+        _trends().record_run(run)
     report("save", 1, 1)
     return run
+
+
+def _rectification():
+    """The rectification module (imported late: it builds on this one)."""
+    from dgov.quality import rectification
+
+    return rectification
+
+
+def _trends():
+    """The trends module (imported late: it builds on this one)."""
+    from dgov.quality import trends
+
+    return trends
 
 
 def _fail(run: QualityRun, registry: Registry, message: str, *, actor) -> QualityRun:

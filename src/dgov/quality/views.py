@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
@@ -18,9 +19,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from dgov.kernel.models import Organization
+from dgov.quality import charts, rectification, scoring, services, trends
 from dgov.quality import io as quality_io
-from dgov.quality import scoring, services
-from dgov.quality.models import Dimension, QualityRule, QualityRun
+from dgov.quality.models import Dimension, QualityRule, QualityRun, RectificationOrder
 from dgov.registry import services as registry_services
 from dgov.registry.models import Registry
 from dgov.web import navigation
@@ -116,6 +117,8 @@ def registry(request, code: str):
         "dimensions": _dimension_rows(latest.dimension_scores if latest else {}),
         "may_manage": services.may_manage_rules(user),
         "may_write_sql": services.may_write_sql(user),
+        **_trend_context(request, trends.REGISTRY, target.code, user),
+        **_orders_summary(user, registry=target),
     }
     return render(request, "quality/registry.html", context)
 
@@ -181,5 +184,211 @@ def department(request, code: str):
         "card": card,
         "dimensions": _dimension_rows(card.summary.dimensions),
         "dimension_labels": dict(Dimension.choices),
+        **_trend_context(request, trends.DEPARTMENT, target.code, user),
+        **_orders_summary(user, department=target),
     }
     return render(request, "quality/department.html", context)
+
+
+# --- Trends (质量趋势) ------------------------------------------------------------------------------------
+
+
+def _period_days(request) -> int:
+    """The period chosen with ``?days=`` (30, 90 or 365; anything else: 90)."""
+    try:
+        days = int(request.GET.get("days", trends.DEFAULT_DAYS))
+    except (TypeError, ValueError):
+        return trends.DEFAULT_DAYS
+    return days if days in trends.PERIODS else trends.DEFAULT_DAYS
+
+
+def _trend_context(request, scope: str, key: str, user) -> dict:
+    """The trend block of a scorecard or registry page: chart, table fallback, comparison, period selector."""
+    days = _period_days(request)
+    found = trends.trend(scope, key, actor=user, days=days)
+    return {
+        "trend": found,
+        "trend_chart": charts.trend_chart(found),
+        "trend_rows": charts.table_rows(found),
+        "trend_days": days,
+        "trend_periods": trends.PERIODS,
+        "dimension_heads": [label for _value, label in Dimension.choices],
+    }
+
+
+@login_required
+def overview(request):
+    """The provincial overview (质量趋势总览): departments and registries by score, with the change over the period."""
+    user = _official(request)
+    days = _period_days(request)
+    since, until, departments = trends.ranking(trends.DEPARTMENT, actor=user, days=days)
+    _since, _until, registries = trends.ranking(trends.REGISTRY, actor=user, days=days)
+    context = {
+        "since": since,
+        "until": until,
+        "departments": departments,
+        "registries": registries,
+        "trend_days": days,
+        "trend_periods": trends.PERIODS,
+    }
+    return render(request, "quality/trends.html", context)
+
+
+# --- Rectification work orders (整改工单) ---------------------------------------------------------------
+
+
+ORDERS_PER_PAGE = 50
+
+
+class AnswerForm(forms.Form):
+    """The department's answer to an order (整改反馈)."""
+
+    note = forms.CharField(label=_("整改说明"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class RecheckForm(forms.Form):
+    """A request to re-check an order now."""
+
+    note = forms.CharField(label=_("说明（可选）"), max_length=2000, required=False)
+
+
+class CancelForm(forms.Form):
+    """A data administrator's cancellation of an order, with its reason."""
+
+    reason = forms.CharField(label=_("撤销原因"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def _orders_summary(user, **scope) -> dict:
+    """Active order counts for a registry or department page (``registry=`` or ``department=``), as the user may see."""
+    orders = rectification.visible_orders(user)
+    if "registry" in scope:
+        orders = orders.filter(registry=scope["registry"])
+    if "department" in scope:
+        orders = orders.filter(department=scope["department"])
+    active = orders.filter(status__in=rectification.ACTIVE)
+    return {
+        "open_orders": active.count(),
+        "overdue_orders": rectification.filter_orders(active, overdue=True).count(),
+    }
+
+
+def _visible_order(user, code: str):
+    """An order the user may read (404 for unknown orders and other departments' orders alike)."""
+    found = rectification.visible_orders(user).filter(code=code).first()
+    if found is None:
+        raise Http404(gettext("整改工单不存在。"))
+    return found
+
+
+@login_required
+def orders(request):
+    """整改工单 list: the user's department's orders (data administrators: their division's; provincial: all)."""
+    user = _official(request)
+    base = rectification.visible_orders(user)
+    status = request.GET.get("status", "active")
+    department = request.GET.get("department", "").strip()
+    registry_code = request.GET.get("registry", "").strip()
+    overdue = request.GET.get("overdue") == "1"
+    try:
+        found = rectification.filter_orders(
+            base, status=status, department=department, registry=registry_code, overdue=overdue
+        )
+    except ValidationError as exc:
+        messages.error(request, "；".join(exc.messages))
+        status = "active"
+        found = rectification.filter_orders(base, status=status)
+    found = found.order_by("due_on", "id") if status == "active" else found.order_by("-opened_on", "-id")
+    page = Paginator(found, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [(order, rectification.deadline(order)) for order in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "rows": rows,
+        "status": status,
+        "statuses": [("active", gettext("未办结")), ("all", gettext("全部")), *RectificationOrder.Status.choices],
+        "department": department,
+        "departments": Organization.objects.filter(pk__in=base.values("department_id")).order_by("code"),
+        "registry": registry_code,
+        "registries": Registry.objects.filter(pk__in=base.values("registry_id")).order_by("code"),
+        "overdue": overdue,
+        "query": query.urlencode(),
+    }
+    return render(request, "quality/orders.html", context)
+
+
+@login_required
+def order(request, code: str):
+    """An order: finding, deadline, masked samples, timeline, and the actions the user may take."""
+    user = _official(request)
+    found = _visible_order(user, code)
+    context = {
+        "order": found,
+        "deadline": rectification.deadline(found),
+        "samples": rectification.order_samples(found, user),
+        "events": list(found.events.all()),
+        "action_labels": rectification.ACTION_LABELS,
+        "may_answer": rectification.may_answer(user, found),
+        "may_recheck": rectification.may_recheck(user, found),
+        "may_cancel": rectification.may_cancel(user, found),
+        "answer_form": AnswerForm(),
+        "recheck_form": RecheckForm(),
+        "cancel_form": CancelForm(),
+    }
+    return render(request, "quality/order.html", context)
+
+
+def _order_action(request, code: str, form_class, act, done: str):
+    """Run one order action from a posted form; errors become messages, refusals 403."""
+    user = _official(request)
+    found = _visible_order(user, code)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        messages.error(request, "；".join(m for errors in form.errors.values() for m in errors))
+        return redirect("quality:order", code=found.code)
+    try:
+        act(found, user, form.cleaned_data)
+    except ValidationError as exc:
+        messages.error(request, "；".join(exc.messages))
+    else:
+        messages.success(request, done)
+    return redirect("quality:order", code=found.code)
+
+
+@login_required
+@require_POST
+def order_answer(request, code: str):
+    """The department answers an order: note, status submitted, re-check requested."""
+    return _order_action(
+        request,
+        code,
+        AnswerForm,
+        lambda order, user, data: rectification.answer_order(order, actor=user, note=data["note"]),
+        gettext("已提交整改反馈，系统将自动复核。"),
+    )
+
+
+@login_required
+@require_POST
+def order_recheck(request, code: str):
+    """Request a re-check of an order now."""
+    return _order_action(
+        request,
+        code,
+        RecheckForm,
+        lambda order, user, data: rectification.request_recheck(order, actor=user, note=data["note"]),
+        gettext("已申请复核，稍后刷新查看结果。"),
+    )
+
+
+@login_required
+@require_POST
+def order_cancel(request, code: str):
+    """Cancel an order with a reason (data administrators)."""
+    return _order_action(
+        request,
+        code,
+        CancelForm,
+        lambda order, user, data: rectification.cancel_order(order, actor=user, reason=data["reason"]),
+        gettext("已撤销工单。"),
+    )
