@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "dgov.exchange",
     "dgov.quality",
     "dgov.linkage",
+    "dgov.licenses",
     "dgov.oidc",
     "dgov.web",
 ]
@@ -289,6 +290,7 @@ WORKER_PERIODIC_JOBS = [
     "dgov.exchange.federation_exchange.sync_due",
     "dgov.quality.rectification.recheck_due",
     "dgov.quality.rectification.escalation_job",
+    "dgov.licenses.credentials.publish_due",  # status lists re-signed in batches (docs/licences.md)
 ]
 # Rectification work orders (整改工单, docs/quality.md): re-check a registry this many seconds after its
 # last change (at the latest this many after the first); level-2 escalation after further working days.
@@ -307,6 +309,10 @@ FEDERATION_INSTANCE = env("DGOV_FEDERATION_INSTANCE", DEMO_PROVINCE_CODE)
 FEDERATION_CLOCK_SKEW = int(env("DGOV_FEDERATION_CLOCK_SKEW", "300") or 300)
 FEDERATION_TIMEOUT = float(env("DGOV_FEDERATION_TIMEOUT", "10") or 10)
 FEDERATION_SYNC_SECONDS = int(env("DGOV_FEDERATION_SYNC_SECONDS", "300") or 300)
+# E-licence verification (证照核验, docs/licences.md): public verifications per client address and minute
+# (0 = no limit), and the age (seconds) past which an offline verifier no longer trusts a published status list.
+LICENCE_VERIFY_RATE_PER_MINUTE = int(env("DGOV_LICENCE_VERIFY_RATE_PER_MINUTE", "120") or 120)
+LICENCE_OFFLINE_MAX_STATUS_AGE = int(env("DGOV_LICENCE_OFFLINE_MAX_STATUS_AGE", "86400") or 86400)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

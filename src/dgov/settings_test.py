@@ -11,3 +11,5 @@ from dgov.settings import *  # noqa: E402,F403
 
 # Tests read log lines as they are written (pytest captures them per test): no buffering.
 LOGGING["handlers"]["console"]["flush_interval"] = 0  # noqa: F405
+# Every test client is 127.0.0.1: no per-address limit on licence verification unless a test sets one.
+LICENCE_VERIFY_RATE_PER_MINUTE = 0

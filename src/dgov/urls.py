@@ -16,7 +16,9 @@ urlpatterns = [
     path("workbench/exchange/", include("dgov.exchange.urls")),
     path("workbench/quality/", include("dgov.quality.urls")),
     path("workbench/linkage/", include("dgov.linkage.urls")),
+    path("workbench/licences/", include("dgov.licenses.urls")),
     path("workbench/api-clients/", include("dgov.identity.client_urls")),
+    path("licences/", include("dgov.licenses.public_urls")),  # 证照核验: verify, QR, issuers, status lists
     path("", include("dgov.oidc.urls")),  # /.well-known/openid-configuration, /oidc/…, client pages
     path("account/", include("dgov.registry.account_urls")),  # /account/reads/ 谁查了我的数据
     path("", include("dgov.identity.urls")),  # /login/verify/ /login/enrol/ /account/…

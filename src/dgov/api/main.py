@@ -16,6 +16,8 @@ api = NinjaAPI(
 )
 problems.install(api)
 
+# Before the /licences/ router: none of its paths may swallow /licences/verify/.
+api.add_router("/licences/verify/", "dgov.licenses.verify_api.router")
 api.add_router("/", meta_router)
 api.add_router("/kernel/", kernel_router)
 api.add_router("/registries/", "dgov.registry.api.router")
@@ -25,3 +27,4 @@ api.add_router("/exchange/subscriptions/", "dgov.exchange.subscriptions_api.rout
 api.add_router("/exchange/peers/", "dgov.exchange.federation_api.gateway_router")
 api.add_router("/federation/", "dgov.exchange.federation_api.router")
 api.add_router("/quality/", "dgov.quality.api.router")
+api.add_router("/licences/", "dgov.licenses.api.router")

@@ -16,7 +16,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
@@ -44,6 +44,7 @@ TYPES: dict[str, Any] = {
     "validation-error": _("请求参数校验失败"),
     "invalid-data": _("数据不符合业务规则"),
     "too-many-requests": _("请求过于频繁"),
+    "payload-too-large": _("请求内容过大"),
     "internal-error": _("服务器内部错误"),
     "bad-gateway": _("上游服务应答错误"),
     "service-unavailable": _("服务暂不可用"),
@@ -57,6 +58,7 @@ _STATUS_TYPES = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    413: "payload-too-large",
     422: "validation-error",
     429: "too-many-requests",
     500: "internal-error",
@@ -199,6 +201,11 @@ def handle_permission_denied(request: HttpRequest, exc: PermissionDenied) -> Htt
     return problem_response(request, 403, detail=message or gettext("您没有执行此操作的权限。"))
 
 
+def handle_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    """413: the body exceeds ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django refuses to read it)."""
+    return problem_response(request, 413, detail=gettext("请求内容超过允许的大小。"))
+
+
 def handle_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     """500: a bug. Logged with the request id; the answer reveals nothing about the cause."""
     logger.error(
@@ -223,3 +230,4 @@ def install(api) -> None:
     api.add_exception_handler(DjangoValidationError, handle_django_validation)
     api.add_exception_handler(Http404, handle_not_found)
     api.add_exception_handler(PermissionDenied, handle_permission_denied)
+    api.add_exception_handler(RequestDataTooBig, handle_too_big)

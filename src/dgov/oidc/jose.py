@@ -205,9 +205,9 @@ def _json(data: dict) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def sign(claims: dict[str, Any], key: PrivateJwk, *, typ: str = "JWT") -> str:
-    """A compact JWS of ``claims`` with header ``{alg, kid, typ}``."""
-    header = {"alg": key.alg, "kid": key.kid, "typ": typ}
+def sign(claims: dict[str, Any], key: PrivateJwk, *, typ: str = "JWT", header: dict[str, Any] | None = None) -> str:
+    """A compact JWS of ``claims`` with header ``{alg, kid, typ}`` and any extra ``header`` members (e.g. ``cty``)."""
+    header = {**(header or {}), "alg": key.alg, "kid": key.kid, "typ": typ}
     signing_input = f"{b64url_encode(_json(header))}.{b64url_encode(_json(claims))}".encode("ascii")
     return f"{signing_input.decode('ascii')}.{b64url_encode(key.sign_bytes(signing_input))}"
 

@@ -1,0 +1,205 @@
+"""`dgov licences`: the licence catalogue, bulk issuance, listing, status-list publication, re-indexing.
+
+::
+
+    dgov licences types load FILE [--dry-run] [--json] [--province CODE] [--as USERNAME]   # all or nothing
+    dgov licences types list
+    dgov licences issue --type CODE --issuer DEPT FILE.csv [--alg ES256|SM2] [--as USERNAME] [--json]
+    dgov licences list [--type CODE] [--issuer DEPT] [--status valid|suspended|revoked] [--limit N]
+    dgov licences publish            # publish the due status lists now (the worker does it periodically)
+    dgov licences reindex            # write every licence's record to the e-licence base library
+
+Without ``--as`` the command acts as the system actor ``system:cli:<user>``; with ``--as`` it acts
+as that user, whose rights the services check. ``issue`` checks every row first and issues
+nothing when any is bad (exit status 1, every bad row listed with its line and column).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import CommandError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dgov.kernel.management.subcommands import SubcommandCommand
+from dgov.kernel.masking import mask_id_number, mask_name
+from dgov.kernel.models import Organization
+from dgov.kernel.services import audit
+from dgov.licenses import bulk, catalogue, credentials, index
+from dgov.licenses.models import HolderKind, Licence, LicenceType
+
+
+class Command(SubcommandCommand):
+    """E-licences: types load|list, issue (bulk CSV), list, publish, reindex."""
+
+    help = "E-licences (电子证照): types load|list, issue, list, publish, reindex."
+
+    SUBCOMMANDS = {
+        "types": ("add_types_arguments", "handle_types", "licence catalogue: load, list (证照目录)"),
+        "issue": ("add_issue_arguments", "handle_issue", "bulk issuance from a CSV file (批量签发)"),
+        "list": ("add_list_arguments", "handle_list", "list licences (证照列表)"),
+        "publish": ("add_nothing", "handle_publish", "publish due status lists now (发布状态列表)"),
+        "reindex": ("add_nothing", "handle_reindex", "write the e-licence base library index (证照索引)"),
+    }
+
+    @staticmethod
+    def add_identity_argument(parser) -> None:
+        """``--as USERNAME``."""
+        parser.add_argument("--as", dest="as_user", metavar="USERNAME", help="act as this user (default: system:cli)")
+
+    def resolve(self, options):
+        """The acting user (``--as``) or the CLI system actor."""
+        username = options.get("as_user")
+        return self.active_user(username) if username else audit.cli_actor()
+
+    def add_nothing(self, parser) -> None:
+        """No arguments."""
+
+    def progress_bar(self) -> Progress:
+        """A rich progress bar, silent when not on a terminal."""
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=not self.stdout.isatty(),
+        )
+
+    # --- types ----------------------------------------------------------------------------------
+
+    def add_types_arguments(self, parser) -> None:
+        """``types load FILE`` / ``types list``."""
+        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        load = actions.add_parser("load", help="load a YAML/JSON licence catalogue, all or nothing (导入证照目录)")
+        load.add_argument("file", metavar="FILE", help="a .yaml/.yml or .json catalogue (docs/licences.md)")
+        load.add_argument("--dry-run", action="store_true", help="check only, write nothing (试运行)")
+        load.add_argument("--json", action="store_true", help="print the report as JSON")
+        load.add_argument("--province", metavar="CODE", help="province whose departments kinds resolve to")
+        self.add_identity_argument(load)
+        actions.add_parser("list", help="list licence types (证照类型列表)")
+
+    def handle_types(self, **options):
+        """Dispatch ``types`` actions."""
+        if options["action"] == "list":
+            for licence_type in LicenceType.objects.select_related("department").order_by("code"):
+                self.stdout.write(
+                    f"{licence_type.code}\t{licence_type.name}\t{licence_type.department.code}\t"
+                    f"{licence_type.holder_kind}\tv{licence_type.version}\t{licence_type.status}"
+                )
+            return
+        actor = self.resolve(options)
+        try:
+            entries = catalogue.read_type_file(options["file"])
+        except catalogue.TypeSetError as exc:
+            raise CommandError(f"证照目录无法读取 (unreadable catalogue): {exc}", returncode=1) from None
+        try:
+            report = catalogue.load_types(
+                entries,
+                actor=actor,
+                source=options["file"],
+                dry_run=options["dry_run"],
+                province_code=options.get("province"),
+            )
+        except PermissionDenied as exc:
+            raise CommandError(f"无权维护证照目录 (refused): {exc}", returncode=1) from None
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        else:
+            self.stdout.write(report.to_text())
+        if not report.ok:
+            raise CommandError(f"证照目录有 {len(report.errors)} 处错误，未写入 (catalogue rejected)", returncode=1)
+        if options["dry_run"]:
+            self.stdout.write("试运行：未写入 (dry run: nothing written)")
+
+    # --- issue ----------------------------------------------------------------------------------
+
+    def add_issue_arguments(self, parser) -> None:
+        """Arguments of ``dgov licences issue``."""
+        parser.add_argument("file", metavar="FILE.csv", help="CSV file, first line the column names (docs/licences.md)")
+        parser.add_argument("--type", required=True, metavar="CODE", help="licence type code")
+        parser.add_argument("--issuer", required=True, metavar="DEPT", help="issuing department code")
+        parser.add_argument("--alg", choices=["ES256", "SM2"], help="signature algorithm (default: settings)")
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        self.add_identity_argument(parser)
+
+    def handle_issue(self, **options):
+        """Issue every row of a CSV file, all or nothing, with a progress bar."""
+        actor = self.resolve(options)
+        licence_type = LicenceType.objects.filter(code=options["type"].strip().upper()).first()
+        if licence_type is None:
+            raise CommandError(f"证照类型 {options['type']} 不存在 (no such licence type)")
+        issuer = Organization.objects.select_related("division").filter(code=options["issuer"]).first()
+        if issuer is None:
+            raise CommandError(f"部门 {options['issuer']} 不存在 (no such department)")
+        try:
+            with open(options["file"], "rb") as handle:
+                data = handle.read(bulk.MAX_BYTES + 1)
+        except OSError as exc:
+            raise CommandError(f"无法读取文件 (cannot read) {options['file']}: {exc.strerror}") from None
+        with self.progress_bar() as bar:
+            task = bar.add_task(f"签发 {licence_type.name}", total=None)
+            try:
+                report = bulk.issue_csv(
+                    licence_type,
+                    data,
+                    issuer=issuer,
+                    actor=actor,
+                    source=f"import:{options['file']}"[-64:],
+                    alg=options.get("alg"),
+                    start=lambda total: bar.update(task, total=total),
+                    progress=lambda n: bar.advance(task, n),
+                )
+            except PermissionDenied as exc:
+                raise CommandError(f"无权签发 (refused): {exc}", returncode=1) from None
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        else:
+            self.stdout.write(report.to_text())
+        if not report.ok:
+            raise CommandError(f"文件有 {len(report.problems)} 处错误，未签发 (nothing issued)", returncode=1)
+
+    # --- list -----------------------------------------------------------------------------------
+
+    def add_list_arguments(self, parser) -> None:
+        """Arguments of ``dgov licences list``."""
+        parser.add_argument("--type", metavar="CODE", help="only this licence type")
+        parser.add_argument("--issuer", metavar="DEPT", help="only this issuing department (code)")
+        parser.add_argument("--status", choices=Licence.Status.values, help="only this status")
+        parser.add_argument("--limit", type=int, default=100, metavar="N", help="at most N licences (default 100)")
+
+    def handle_list(self, **options):
+        """Print licences, newest first: identifier, type, number, masked holder, issuer, validity, status."""
+        licences = Licence.objects.select_related("licence_type", "issuer").order_by("-issued_at", "-id")
+        if options.get("type"):
+            licences = licences.filter(licence_type__code=options["type"].strip().upper())
+        if options.get("issuer"):
+            licences = licences.filter(issuer__code=options["issuer"])
+        if options.get("status"):
+            licences = licences.filter(status=options["status"])
+        for licence in licences[: max(0, options["limit"])]:
+            person = licence.holder_kind == HolderKind.PERSON
+            holder = mask_name(licence.holder_name) if person else licence.holder_name
+            holder_id = mask_id_number(licence.holder_id) if person else licence.holder_id
+            until = licence.valid_until.isoformat() if licence.valid_until else "长期"
+            self.stdout.write(
+                f"{licence.identifier}\t{licence.licence_type.name}\t{licence.number}\t{holder}\t{holder_id}\t"
+                f"{licence.issuer.code}\t{licence.valid_from.isoformat()}..{until}\t{licence.status}"
+            )
+
+    # --- publish, reindex -----------------------------------------------------------------------
+
+    def handle_publish(self, **options):
+        """Publish every due status list (``credentials.publish_due``)."""
+        count = credentials.publish_due()
+        self.stdout.write(f"已发布 {count} 个状态列表 (status lists published)")
+
+    def handle_reindex(self, **options):
+        """Write the index record of every licence to the e-licence base library."""
+        if index.installed() is None:
+            message = "电子证照基础库未安装 (licence.index is not installed): dgov registry install"
+            raise CommandError(message, returncode=1)
+        with self.progress_bar() as bar:
+            task = bar.add_task("证照索引", total=Licence.objects.count())
+            written = index.reindex(progress=lambda n: bar.advance(task, n))
+        self.stdout.write(f"已写入 {written} 条证照索引 (index records written)")
