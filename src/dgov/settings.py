@@ -291,6 +291,7 @@ WORKER_PERIODIC_JOBS = [
     "dgov.quality.rectification.recheck_due",
     "dgov.quality.rectification.escalation_job",
     "dgov.licenses.credentials.publish_due",  # status lists re-signed in batches (docs/licences.md)
+    "dgov.licenses.trust.sync_due",  # peers' e-licence trust lists (互认, docs/licences.md)
 ]
 # Rectification work orders (整改工单, docs/quality.md): re-check a registry this many seconds after its
 # last change (at the latest this many after the first); level-2 escalation after further working days.
@@ -313,6 +314,15 @@ FEDERATION_SYNC_SECONDS = int(env("DGOV_FEDERATION_SYNC_SECONDS", "300") or 300)
 # (0 = no limit), and the age (seconds) past which an offline verifier no longer trusts a published status list.
 LICENCE_VERIFY_RATE_PER_MINUTE = int(env("DGOV_LICENCE_VERIFY_RATE_PER_MINUTE", "120") or 120)
 LICENCE_OFFLINE_MAX_STATUS_AGE = int(env("DGOV_LICENCE_OFFLINE_MAX_STATUS_AGE", "86400") or 86400)
+# Mutual recognition (互认, docs/licences.md): resolvers asked after this platform's own issuers; how often
+# peers' trust lists are fetched, how long this instance's list may be relied on, the fetch timeout, how long
+# at most a peer issuer's status list is used before it is fetched again, and how long a failed fetch waits.
+LICENCE_TRUST_RESOLVERS = ["dgov.licenses.trust.PeerIssuers"]
+LICENCE_TRUST_SYNC_SECONDS = int(env("DGOV_LICENCE_TRUST_SYNC_SECONDS", "300") or 300)
+LICENCE_TRUST_LIST_VALIDITY_SECONDS = int(env("DGOV_LICENCE_TRUST_LIST_VALIDITY_SECONDS", "86400") or 86400)
+LICENCE_TRUST_FETCH_TIMEOUT = float(env("DGOV_LICENCE_TRUST_FETCH_TIMEOUT", "5") or 5)
+LICENCE_REMOTE_STATUS_MAX_AGE = int(env("DGOV_LICENCE_REMOTE_STATUS_MAX_AGE", "3600") or 3600)
+LICENCE_REMOTE_STATUS_RETRY_SECONDS = int(env("DGOV_LICENCE_REMOTE_STATUS_RETRY_SECONDS", "30") or 30)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

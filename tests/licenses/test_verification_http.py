@@ -114,7 +114,7 @@ def test_qr_landing_page(client, licence):
     assert answer.status_code == 200 and 'data-verdict="valid"' in body
     assert "张*" in body and "J3701002026000001" in body
     _private(body)
-    assert answer["Referrer-Policy"] == "no-referrer" and "no-store" in answer["Cache-Control"]
+    assert answer["Referrer-Policy"] == "same-origin" and "no-store" in answer["Cache-Control"]
     forged = path[:-6] + ("AAAAAA" if not path.endswith("AAAAAA") else "BBBBBB")
     assert 'data-verdict="invalid"' in client.get(forged).content.decode()
     assert 'data-verdict="invalid"' in client.get("/licences/q/garbage").content.decode()

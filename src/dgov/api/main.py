@@ -18,6 +18,7 @@ problems.install(api)
 
 # Before the /licences/ router: none of its paths may swallow /licences/verify/.
 api.add_router("/licences/verify/", "dgov.licenses.verify_api.router")
+api.add_router("/licences/use", "dgov.licenses.use_api.router")  # 用证; before /licences/{identifier}
 api.add_router("/", meta_router)
 api.add_router("/kernel/", kernel_router)
 api.add_router("/registries/", "dgov.registry.api.router")

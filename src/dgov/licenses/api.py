@@ -40,8 +40,8 @@ from ninja.errors import HttpError
 
 from dgov.api.auth import bearer_auth, client_auth, session_auth
 from dgov.api.problems import problem_response
-from dgov.licenses import access, catalogue, services
-from dgov.licenses.models import Licence, LicenceType
+from dgov.licenses import access, catalogue, services, wallet
+from dgov.licenses.models import Licence, LicenceType, LicenceUse
 from dgov.registry.services import department_of
 
 router = Router(tags=["licences"], auth=[client_auth, bearer_auth, session_auth])
@@ -397,7 +397,10 @@ def issue_bulk(request: HttpRequest, body: BulkIn):
 def get_licence(request: HttpRequest, identifier: str):
     """One licence with masked holder data, its items and history (audited when it carries personal data)."""
     principal = _principal(request, READ_SCOPE)
-    return _detail(_licence(identifier, principal), principal)
+    licence = _licence(identifier, principal)
+    answer = _detail(licence, principal)
+    wallet.record_use(licence, actor=principal, channel=LicenceUse.Channel.API)  # shown in the holder's use log
+    return answer
 
 
 @router.get("/{identifier}/credential", summary="下载证照凭证（VC-JOSE）")
@@ -409,6 +412,7 @@ def get_credential(request: HttpRequest, identifier: str, version: int | None = 
         credential = access.download_credential(licence, actor=principal, version=version)
     except licence.credentials.model.DoesNotExist:
         raise HttpError(404, gettext("凭证不存在。")) from None
+    wallet.record_use(licence, actor=principal, channel=LicenceUse.Channel.API)
     return HttpResponse(credential.jws, content_type="application/vc+jwt")
 
 

@@ -18,6 +18,7 @@ class LicensesConfig(AppConfig):
 
         API_SCOPES.setdefault("licences:read", _("查询本部门签发的电子证照和证照目录"))
         API_SCOPES.setdefault("licences:issue", _("签发、变更、延续、暂停、恢复、撤销本部门的电子证照（含批量签发）"))
+        API_SCOPES.setdefault("licences:use", _("在持证主体授权范围内使用电子证照（用证）"))
         navigation.register(
             "workbench", "licences", _("电子证照"), "licenses:index", permission=navigation.officials_only, order=35
         )

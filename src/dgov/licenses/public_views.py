@@ -119,9 +119,13 @@ def _throttled(request, wait: int) -> HttpResponse:
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
-    """Verification answers are not cached or indexed, and their URLs are not sent on as Referer."""
+    """Verification answers are not cached or indexed, and their URLs never leave the site as Referer.
+
+    ``same-origin`` rather than ``no-referrer``: with no referrer at all, browsers send ``Origin: null``
+    on the page's own form posts, which the CSRF check rightly refuses.
+    """
     patch_cache_control(response, no_store=True, private=True)
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex"
     return response
 

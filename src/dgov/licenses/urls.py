@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dgov.licenses import pdf_views, views
+from dgov.licenses import pdf_views, trust_views, views
 
 app_name = "licenses"
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("types/<str:code>/template.csv", views.template_csv, name="template"),
     path("issue/", views.issue, name="issue"),
     path("bulk/", views.bulk_issue, name="bulk"),
+    path("trust/", trust_views.trusted_issuers, name="trust"),  # 互认签发机构
+    path("trust/sync/", trust_views.sync, name="trust_sync"),
     path("l/<str:identifier>/", views.licence_detail, name="licence"),
     path("l/<str:identifier>/credential.jwt", views.credential, name="credential"),
     path("l/<str:identifier>/licence.pdf", pdf_views.licence_pdf, name="pdf"),

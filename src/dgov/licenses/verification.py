@@ -23,11 +23,12 @@ is disclosed.
 ``kid``, reads status bits and, for issuers whose register it holds, the credential's record.
 :class:`LocalIssuers` resolves the platform's own issuing departments (organizations holding
 :class:`~dgov.licenses.models.IssuerKey` rows) from the database, status from the working copy of
-the lists (a change is seen at once). Issuers of other dgov instances come from the trust list (a
-later slice): a resolver named in ``LICENCE_TRUST_RESOLVERS`` is asked after the local one
-(:class:`ChainResolver`). :class:`OfflineVerifier` is a resolver built from cached issuer JWK Sets
-and **published** status-list credentials alone — it never touches the database — each list
-verified with its issuer's key, and its freshness (``validFrom`` + ``ttl``) reported.
+the lists (a change is seen at once). Issuers of other dgov instances come from their signed
+trust lists (:class:`dgov.licenses.trust.PeerIssuers`, named in ``LICENCE_TRUST_RESOLVERS``),
+asked after the local one (:class:`ChainResolver`); the result names the peer that recognizes
+them. :class:`OfflineVerifier` is a resolver built from cached issuer JWK Sets and **published**
+status-list credentials alone — it never touches the database — each list verified with its
+issuer's key, and its freshness (``validFrom`` + ``ttl``) reported.
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ class LicenceSummary:
     valid_from: str = ""
     valid_until: str | None = None
     issued: str = ""
+    recognized_by: str = ""  # the peer instance through whose trust list the issuer is recognized (互认)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON members."""
@@ -299,9 +301,10 @@ class TrustedIssuer:
     id: str
     uscc: str
     name: str = ""
-    origin: str = "local"  # "local", "cache" (offline), or the trust list that named it
+    origin: str = "local"  # "local", "cache" (offline), or the trust list that named it ("peer:<code>")
     registered: bool = False  # this instance holds the issuer's register (online record check)
-    ref: int | None = None  # the Organization's pk for local issuers
+    ref: int | None = None  # the Organization's pk for local issuers; the TrustedIssuer row's for a peer's
+    via: str = ""  # the name of the peer instance whose trust list recognizes the issuer (互认来源)
 
 
 @dataclass(frozen=True)
@@ -330,9 +333,11 @@ class StatusReading:
 
     value: bool | None
     error: str = ""
-    source: str = "working"  # "working" (the register's working copy) or "published" (a list credential)
+    source: str = "working"  # "working" (the register's working copy), "published" (a list credential)
+    # or "remote" (a list credential just fetched from, or cached within its ttl of, the issuer's own site)
     published_at: datetime.datetime | None = None
     ttl_seconds: float | None = None
+    fetched_at: datetime.datetime | None = None  # "remote": when this instance fetched the list
 
 
 @dataclass(frozen=True)
@@ -1247,6 +1252,7 @@ class _Run:
         self.summary = claims.summary
         if issuer.name:
             self.summary.issuer_name = issuer.name
+        self.summary.recognized_by = issuer.via
         self.passed("signature", "signature.ok", _("数字签名有效，内容未被篡改"))
         self._identifier(claims, issuer)
         self._validity(claims)
@@ -1327,6 +1333,12 @@ class _Run:
         name = {"name": issuer.name or issuer.uscc}
         if issuer.origin == "local":
             self.passed("issuer", "issuer.trusted", _fmt(_("%(name)s（本平台签发机构）"), name))
+        elif issuer.via:
+            self.passed(
+                "issuer",
+                "issuer.recognized",
+                _fmt(_("%(name)s（经 %(via)s 的信任列表互认）"), {**name, "via": issuer.via}),
+            )
         else:
             self.passed("issuer", "issuer.trusted", _fmt(_("%(name)s（受信任的签发机构）"), name))
         return issuer
@@ -1415,6 +1427,10 @@ class _Run:
             reason = _("未撤销") if code == "revocation" else _("未暂停")
             if reading.source == "working":
                 self.passed(code, "status.ok", _fmt(_("%(state)s（签发机构实时状态）"), {"state": reason}))
+            elif reading.source == "remote":
+                self.passed(
+                    code, "status.ok", _fmt(_("%(state)s；%(note)s"), {"state": reason, "note": _remote_note(reading)})
+                )
             elif stale is not None:
                 self.warn(code, "status.aging", _fmt(_("%(state)s；%(note)s"), {"state": reason, "note": stale[1]}))
             else:
@@ -1479,6 +1495,16 @@ def _published_note(reading: StatusReading, now: datetime.datetime) -> Any:
     )
 
 
+def _remote_note(reading: StatusReading) -> Any:
+    """When a remote issuer published the list and when this instance fetched it."""
+    fetched = timezone.localtime(reading.fetched_at).strftime("%Y-%m-%d %H:%M") if reading.fetched_at else "—"
+    published = timezone.localtime(reading.published_at).strftime("%Y-%m-%d %H:%M") if reading.published_at else "—"
+    return _fmt(
+        _("状态列表由签发机构于 %(published)s 发布，本平台于 %(fetched)s 从签发机构获取"),
+        {"published": published, "fetched": fetched},
+    )
+
+
 def _status_error(code: str) -> Any:
     """The reason text of a status that could not be read."""
     texts = {
@@ -1490,6 +1516,7 @@ def _status_error(code: str) -> Any:
         "status.list_mismatch": _("状态列表与凭证的签发机构或用途不符"),
         "status.list_expired": _("状态列表已过有效期"),
         "status.index_out_of_range": _("状态位序超出状态列表范围"),
+        "status.list_unavailable": _("无法从签发机构获取状态列表，且没有未过期的缓存"),
     }
     return texts.get(code, _("无法读取状态"))
 

@@ -72,6 +72,7 @@ class LicenceOut(Schema):
     valid_from: str
     valid_until: str | None = Field(description="长期有效为空")
     issued: str
+    recognized_by: str = Field("", description="互认来源：提供该签发机构的级联对端平台（本平台签发机构为空）")
 
 
 class VerifyOut(Schema):

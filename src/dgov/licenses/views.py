@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
-from dgov.licenses import access, bulk, catalogue, services
+from dgov.licenses import access, bulk, catalogue, services, wallet
 from dgov.licenses.forms import (
     BulkForm,
     CatalogueForm,
@@ -30,7 +30,7 @@ from dgov.licenses.forms import (
     SearchForm,
     VaryForm,
 )
-from dgov.licenses.models import Credential, Licence, LicenceType
+from dgov.licenses.models import Credential, Licence, LicenceType, LicenceUse
 from dgov.registry.services import department_of
 from dgov.web import navigation
 
@@ -247,6 +247,7 @@ def licence_detail(request, identifier: str):
     user = _official(request)
     licence = _licence(identifier, user)
     view = access.view_licence(licence, actor=user)
+    wallet.record_use(licence, actor=user, channel=LicenceUse.Channel.PAGE)  # shown in the holder's use log
     may_change = services.may_issue(user, licence.licence_type, licence.issuer)
     context = {
         "view": view,
@@ -320,6 +321,7 @@ def credential(request, identifier: str):
         found = access.download_credential(licence, actor=user, version=version)
     except Credential.DoesNotExist:
         raise Http404(gettext("凭证不存在。")) from None
+    wallet.record_use(licence, actor=user, channel=LicenceUse.Channel.PAGE)
     response = HttpResponse(found.jws, content_type=CREDENTIAL_TYPE)
     filename = access.credential_filename(licence, found.version)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

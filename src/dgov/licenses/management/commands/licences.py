@@ -8,6 +8,9 @@
     dgov licences list [--type CODE] [--issuer DEPT] [--status valid|suspended|revoked] [--limit N]
     dgov licences publish            # publish the due status lists now (the worker does it periodically)
     dgov licences reindex            # write every licence's record to the e-licence base library
+    dgov licences trust sync [--peer CODE]   # fetch peers' trust lists now (互认; the worker does it periodically)
+    dgov licences trust list [--json]        # the issuers recognized through peers' trust lists
+    dgov licences trust show                 # this instance's trust list (the signed payload, decoded)
 
 Without ``--as`` the command acts as the system actor ``system:cli:<user>``; with ``--as`` it acts
 as that user, whose rights the services check. ``issue`` checks every row first and issues
@@ -31,9 +34,9 @@ from dgov.licenses.models import HolderKind, Licence, LicenceType
 
 
 class Command(SubcommandCommand):
-    """E-licences: types load|list, issue (bulk CSV), list, publish, reindex."""
+    """E-licences: types load|list, issue (bulk CSV), list, publish, reindex, trust sync|list|show."""
 
-    help = "E-licences (电子证照): types load|list, issue, list, publish, reindex."
+    help = "E-licences (电子证照): types load|list, issue, list, publish, reindex, trust."
 
     SUBCOMMANDS = {
         "types": ("add_types_arguments", "handle_types", "licence catalogue: load, list (证照目录)"),
@@ -41,6 +44,7 @@ class Command(SubcommandCommand):
         "list": ("add_list_arguments", "handle_list", "list licences (证照列表)"),
         "publish": ("add_nothing", "handle_publish", "publish due status lists now (发布状态列表)"),
         "reindex": ("add_nothing", "handle_reindex", "write the e-licence base library index (证照索引)"),
+        "trust": ("add_trust_arguments", "handle_trust", "trust lists of peer instances: sync, list, show (互认)"),
     }
 
     @staticmethod
@@ -203,3 +207,65 @@ class Command(SubcommandCommand):
             task = bar.add_task("证照索引", total=Licence.objects.count())
             written = index.reindex(progress=lambda n: bar.advance(task, n))
         self.stdout.write(f"已写入 {written} 条证照索引 (index records written)")
+
+    # --- trust (互认) -----------------------------------------------------------------------------
+
+    def add_trust_arguments(self, parser) -> None:
+        """``trust sync [--peer CODE]`` / ``trust list [--json]`` / ``trust show``."""
+        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        sync = actions.add_parser("sync", help="fetch and apply peers' trust lists now; exit 1 on failure (同步)")
+        sync.add_argument("--peer", metavar="CODE", help="one peer (default: every active peer)")
+        listing = actions.add_parser("list", help="issuers recognized through peers' trust lists (互认签发机构)")
+        listing.add_argument("--json", action="store_true", help="print JSON")
+        actions.add_parser("show", help="this instance's trust list, decoded (本平台信任列表)")
+
+    def handle_trust(self, **options):
+        """Dispatch ``trust`` actions."""
+        from dgov.exchange import federation
+        from dgov.exchange.models import Peer
+        from dgov.licenses import trust
+        from dgov.oidc import jose
+
+        action = options["action"]
+        if action == "sync":
+            if options.get("peer"):
+                peer = federation.find_peer(options["peer"])
+                if peer is None:
+                    raise CommandError(f"级联对端 {options['peer']} 不存在 (no such peer)")
+                peers = [peer]
+            else:
+                peers = list(Peer.objects.filter(status=Peer.Status.ACTIVE).order_by("code"))
+            failed = False
+            for peer in peers:
+                report = trust.sync_peer(peer, actor=audit.cli_actor())
+                failed = failed or not report.ok
+                self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False))
+            if failed:
+                raise CommandError("信任列表同步失败 (trust list sync failed)", returncode=1)
+        elif action == "list":
+            rows = [
+                {
+                    "peer": item.peer.code,
+                    "issuer": row.issuer_id,
+                    "name": row.name,
+                    "uscc": row.uscc,
+                    "status": row.status,
+                    "sequence": row.list_version,
+                    "kids": [k.get("kid") for k in (row.jwks or {}).get("keys", [])],
+                    "types": [t.get("code") for t in row.licence_types or []],
+                    "valid_until": row.valid_until.isoformat() if row.valid_until else None,
+                }
+                for item in trust.peer_overview()
+                for row in item.issuers
+            ]
+            if options["json"]:
+                self.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2))
+                return
+            for row in rows:
+                self.stdout.write(
+                    f"{row['peer']}\t{row['uscc']}\t{row['name']}\t{row['status']}\tv{row['sequence']}\t{row['issuer']}"
+                )
+        else:
+            document = trust.signed_trust_list()
+            payload = json.loads(jose.b64url_decode(document["payload"]))
+            self.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2))
