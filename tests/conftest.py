@@ -113,3 +113,51 @@ def make_departments(db):
         }
 
     return make
+
+
+@pytest.fixture
+def zh_hans():
+    """Chinese (zh-hans) messages for the test, whatever language an earlier test left active."""
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        yield
+
+
+@pytest.fixture
+def lixia(province):
+    """The county 历下区 (370102) below the demo province's city 济南 (370100)."""
+    from dgov.kernel.models import Division
+
+    city = Division.objects.get(code="370100")
+    return Division.objects.create(code="370102", name="历下区", full_name="济南市历下区", level=3, parent=city)
+
+
+@pytest.fixture
+def make_users(django_user_model):
+    """A factory: ``make_users(orgs, prefix, password)`` makes an official of each department, an admin and a citizen.
+
+    Returns ``{key: user}`` with the keys of ``orgs`` plus ``admin`` and ``citizen``; usernames are
+    ``<prefix>-<key>``.
+    """
+
+    def make(orgs, prefix: str, password: str) -> dict:
+        made = {
+            key: django_user_model.objects.create_user(
+                username=f"{prefix}-{key}",
+                password=password,
+                kind="official",
+                display_name=f"{org.name}干部",
+                department=org,
+            )
+            for key, org in orgs.items()
+        }
+        made["admin"] = django_user_model.objects.create_user(
+            username=f"{prefix}-admin", password=password, kind="admin"
+        )
+        made["citizen"] = django_user_model.objects.create_user(
+            username=f"{prefix}-citizen", password=password, kind="person"
+        )
+        return made
+
+    return make

@@ -35,45 +35,31 @@ def bad_check(number: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def chinese_messages():
+def chinese_messages(zh_hans):
     """Assert on the Chinese messages whatever language an earlier test left active."""
-    from django.utils import translation
-
-    with translation.override("zh-hans"):
-        yield
 
 
 @pytest.fixture
-def orgs(province, make_departments):
+def orgs(province, lixia, make_departments):
     """Provincial GA, MZ, WJ, DSJ; the city DSJ of 济南 and the county GA of 历下区."""
     from dgov.kernel.models import Division
 
-    city = Division.objects.get(code="370100")
-    lixia = Division.objects.create(code="370102", name="历下区", full_name="济南市历下区", level=3, parent=city)
-    Division.objects.create(code="370103", name="市中区", full_name="济南市市中区", level=3, parent=city)
+    Division.objects.create(code="370103", name="市中区", full_name="济南市市中区", level=3, parent=lixia.parent)
     specs = [
         ("ga", "370000-GA", "山东省公安厅", "GA", 1, province),
         ("mz", "370000-MZ", "山东省民政厅", "MZ", 1, province),
         ("wj", "370000-WJ", "山东省卫生健康委员会", "WJ", 1, province),
         ("dsj", "370000-DSJ", "山东省大数据局", "DSJ", 1, province),
-        ("dsj_city", "370100-DSJ", "济南市大数据局", "DSJ", 2, city),
+        ("dsj_city", "370100-DSJ", "济南市大数据局", "DSJ", 2, lixia.parent),
         ("ga_lixia", "370102-GA", "济南市公安局历下区分局", "GA", 3, lixia),
     ]
     return make_departments(specs)
 
 
 @pytest.fixture
-def users(orgs, django_user_model):
+def users(orgs, make_users):
     """An official of each department (``ga``, ``mz`` …), an administrator and a citizen."""
-    made = {
-        key: django_user_model.objects.create_user(
-            username=f"q-{key}", password=PASSWORD, kind="official", display_name=f"{org.name}干部", department=org
-        )
-        for key, org in orgs.items()
-    }
-    made["admin"] = django_user_model.objects.create_user(username="q-admin", password=PASSWORD, kind="admin")
-    made["citizen"] = django_user_model.objects.create_user(username="q-citizen", password=PASSWORD, kind="person")
-    return made
+    return make_users(orgs, "q", PASSWORD)
 
 
 @pytest.fixture

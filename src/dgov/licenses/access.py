@@ -32,6 +32,7 @@ from dgov.registry.services import department_of, is_admin
 __all__ = [
     "LicenceView",
     "find_licence",
+    "is_provincial_data_admin",
     "issuable_types",
     "may_view",
     "refuse_view",
@@ -54,7 +55,11 @@ def sees_all(actor) -> bool:
     """System actors, platform administrators and the provincial data administration see every licence."""
     if _is_system(actor) or is_admin(actor):
         return True
-    department = department_of(actor)
+    return is_provincial_data_admin(department_of(actor))
+
+
+def is_provincial_data_admin(department) -> bool:
+    """Whether ``department`` is the active provincial data administration (省大数据局)."""
     return bool(
         department is not None
         and department.is_active

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,16 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from dgov.kernel import dataload
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit
 from dgov.kernel.services.organizations import find_department
 from dgov.kernel.validators import validate_uscc
+from dgov.licenses import access
 from dgov.licenses.models import HolderKind, Licence, LicenceType
-from dgov.licenses.services import ITEM_TYPES
+from dgov.licenses.services import ITEM_TYPES, _actor_label
 from dgov.registry.services import department_of, is_admin
 
 __all__ = [
@@ -80,7 +83,7 @@ RESERVED_NAMES = frozenset(
     | {"data", "status"}
 )
 MAX_ITEMS = 60
-MAX_BYTES = 4 * 1024 * 1024
+MAX_BYTES = dataload.MAX_BYTES
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _SERIAL = re.compile(r"^\d{3}$")
@@ -129,13 +132,7 @@ def _is_provincial_data_admin(actor) -> bool:
     """An official of the provincial 大数据局 (people only, not API clients)."""
     if not getattr(actor, "is_authenticated", False) or hasattr(actor, "client_id"):
         return False
-    department = department_of(actor)
-    return bool(
-        department is not None
-        and department.is_active
-        and department.kind == DATA_ADMIN_KIND
-        and department.level == Organization.Level.PROVINCE
-    )
+    return access.is_provincial_data_admin(department_of(actor))
 
 
 def may_manage_catalogue(actor) -> bool:
@@ -158,15 +155,6 @@ def _refuse(action: str, *, actor, target, message: str) -> PermissionDenied:
     with transaction.atomic():
         audit.record(action, actor=actor, target=target, outcome="denied", detail={"reason": message})
     return PermissionDenied(message)
-
-
-def _actor_label(actor) -> str:
-    """A short label naming the actor."""
-    if actor is None:
-        return "system"
-    if isinstance(actor, str):
-        return actor[:150]
-    return str(getattr(actor, "username", None) or getattr(actor, "client_id", None) or actor)[:150]
 
 
 # --- validation -------------------------------------------------------------------------------------
@@ -605,46 +593,12 @@ def update_type(
 # --- loading a catalogue file --------------------------------------------------------------------------
 
 
-@dataclass
-class LoadReport:
+class LoadReport(dataload.LoadReport):
     """What a load did or would do: types created, updated, unchanged, and every bad entry with its problems."""
 
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    errors: list[tuple[int, str, list[str]]] = field(default_factory=list)
-    source: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """True when every entry was good (and the set was written, unless a dry run)."""
-        return not self.errors
-
-    def to_text(self) -> str:
-        """The report for people (Chinese), one line per bad entry."""
-        if self.errors:
-            lines = [_("证照目录有 %(n)d 个类型不正确，未做任何修改：") % {"n": len(self.errors)}]
-            for index, code, messages in self.errors:
-                lines.append(
-                    _("第 %(index)d 个（%(code)s）：%(messages)s")
-                    % {"index": index, "code": code or "—", "messages": "；".join(messages)}
-                )
-            return "\n".join(lines)
-        return _("新增 %(created)d 个、更新 %(updated)d 个、未变 %(unchanged)d 个证照类型。") % {
-            "created": len(self.created),
-            "updated": len(self.updated),
-            "unchanged": len(self.unchanged),
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {
-            "ok": self.ok,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "errors": [{"index": i, "code": c, "messages": m} for i, c, m in self.errors],
-        }
+    rejected_text = gettext_noop("证照目录有 %(n)d 个类型不正确，未做任何修改：")
+    entry_text = gettext_noop("第 %(index)d 个（%(code)s）：%(messages)s")
+    summary_text = gettext_noop("新增 %(created)d 个、更新 %(updated)d 个、未变 %(unchanged)d 个证照类型。")
 
 
 def _flatten(errors: Mapping[str, list[str]]) -> list[str]:
@@ -750,20 +704,7 @@ def load_types(
 
 def parse_type_set(text: str, *, fmt: str = "") -> list:
     """The type entries of a YAML or JSON text: a list, or ``{"types": [...]}``."""
-    import yaml
-
-    data: Any = None
-    if fmt == "json" or (not fmt and text.lstrip()[:1] in ("[", "{")):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            if fmt == "json":
-                raise TypeSetError(_("不是有效的 JSON：%(error)s") % {"error": exc}) from None
-    if data is None:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise TypeSetError(_("不是有效的 YAML/JSON：%(error)s") % {"error": str(exc).splitlines()[0]}) from None
+    data = dataload.parse_document(text, fmt=fmt, error=TypeSetError)
     if isinstance(data, dict):
         if set(data) != {"types"}:
             raise TypeSetError(_("证照目录应为类型列表，或只含 types 列表的对象"))
@@ -775,16 +716,10 @@ def parse_type_set(text: str, *, fmt: str = "") -> list:
 
 def read_type_file(path: str | Path) -> list:
     """The type entries of a ``.yaml``/``.yml`` or ``.json`` file (UTF-8, BOM allowed)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TypeSetError(_("无法读取文件 %(path)s：%(error)s") % {"path": path, "error": exc.strerror}) from None
-    if len(raw) > MAX_BYTES:
-        raise TypeSetError(_("证照目录文件过大（上限 4 MiB）"))
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise TypeSetError(_("证照目录文件应为 UTF-8 编码")) from None
-    suffix = path.suffix.lower()
-    return parse_type_set(text, fmt="json" if suffix == ".json" else "yaml" if suffix in (".yaml", ".yml") else "")
+    text = dataload.read_text(
+        path,
+        error=TypeSetError,
+        too_large=_("证照目录文件过大（上限 4 MiB）"),
+        not_utf8=_("证照目录文件应为 UTF-8 编码"),
+    )
+    return parse_type_set(text, fmt=dataload.format_of(path))

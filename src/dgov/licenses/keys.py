@@ -14,19 +14,13 @@ transaction is cached.
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models.signals import post_migrate
-from django.dispatch import receiver
+from django.db import transaction
 from django.utils import timezone
 
-from dgov.kernel.crypto import CryptoError, sm4_gcm_decrypt, sm4_gcm_encrypt
 from dgov.kernel.models import Organization
-from dgov.kernel.services import audit
-from dgov.kernel.services.keys import master_key
+from dgov.kernel.services import audit, wrapped_keys
+from dgov.kernel.services.wrapped_keys import MISSING
 from dgov.licenses.models import IssuerKey
 from dgov.oidc import jose
 
@@ -34,33 +28,17 @@ __all__ = ["ALGORITHMS", "active_key", "clear_cache", "issuer_jwks", "public_key
 
 ALGORITHMS = ("ES256", "SM2")
 
-_lock = threading.Lock()
-_active: dict[tuple[int, str], tuple[float, jose.PrivateJwk, int]] = {}
-_public: dict[str, tuple[float, tuple[jose.PublicJwk, int] | None]] = {}
-_UNKNOWN_KID_SECONDS = 5.0
+#: Associated-data prefix of wrapped keys (stored rows depend on it: never change it).
+_AAD_PREFIX = "dgov-licence-key"
 
-
-def _cache_seconds() -> float:
-    """How long cached keys are trusted before the database is asked again."""
-    return float(getattr(settings, "KEY_CACHE_SECONDS", 60))
+_active = wrapped_keys.TimedCache()  # (organization pk, alg) -> (private key, row id)
+_public = wrapped_keys.TimedCache(limit=10_000)  # kid -> (public key, row id) | None
 
 
 def clear_cache() -> None:
     """Forget every cached key (after a rotation, or in tests)."""
-    with _lock:
-        _active.clear()
-        _public.clear()
-
-
-@receiver(post_migrate)
-def _on_post_migrate(**kwargs) -> None:
-    """Tables re-created (test databases): cached kids may be gone."""
-    clear_cache()
-
-
-def _aad(kid: str, alg: str) -> bytes:
-    """Associated data binding wrapped key material to its row."""
-    return f"dgov-licence-key|{kid}|{alg}".encode()
+    _active.clear()
+    _public.clear()
 
 
 def _check_alg(alg: str) -> str:
@@ -80,52 +58,42 @@ def _new_record(organization: Organization, alg: str) -> IssuerKey:
         alg=alg,
         status=IssuerKey.Status.ACTIVE,
         public_jwk=key.public().to_dict(),
-        wrapped=sm4_gcm_encrypt(master_key(), key.to_der(), _aad(kid, alg)),
+        wrapped=wrapped_keys.wrap(_AAD_PREFIX, kid, alg, key.to_der()),
     )
 
 
 def _load(record: IssuerKey) -> jose.PrivateJwk:
     """Unwrap a stored private key."""
-    try:
-        der = sm4_gcm_decrypt(master_key(), bytes(record.wrapped), _aad(record.kid, record.alg))
-    except CryptoError:
-        raise RuntimeError(f"cannot unwrap licence signing key {record.kid}: wrong master key or altered row") from None
+    der = wrapped_keys.unwrap(_AAD_PREFIX, record, what="licence signing key")
     return jose.load_private(record.alg, record.kid, der)
-
-
-def _may_cache() -> bool:
-    """Cache only outside transactions: what is read or created in one may still be rolled back."""
-    return not connection.in_atomic_block
 
 
 def active_key(organization: Organization, alg: str) -> tuple[jose.PrivateJwk, int]:
     """The active signing key of ``organization`` for ``alg`` and its row id, generated (and audited) on first use."""
-    now = time.monotonic()
     cache_key = (organization.pk, alg)
     hit = _active.get(cache_key)
-    if hit is not None and hit[0] > now:
-        return hit[1], hit[2]
+    if hit is not MISSING:
+        return hit
     _check_alg(alg)
     record = IssuerKey.objects.filter(organization=organization, alg=alg, status=IssuerKey.Status.ACTIVE).first()
     if record is None:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    record = _new_record(organization, alg)
-                    audit.record(
-                        "licenses.key.create",
-                        actor=None,
-                        target=record,
-                        detail={"kid": record.kid, "alg": alg, "reason": "first use"},
-                    )
-            except IntegrityError:  # pragma: no cover - another process created it meanwhile
-                record = IssuerKey.objects.get(organization=organization, alg=alg, status=IssuerKey.Status.ACTIVE)
+        record = wrapped_keys.create_once(
+            lambda: _create_first(organization, alg),
+            lambda: IssuerKey.objects.get(organization=organization, alg=alg, status=IssuerKey.Status.ACTIVE),
+        )
     key = _load(record)
-    if _may_cache():
-        with _lock:
-            _active[cache_key] = (now + _cache_seconds(), key, record.pk)
-            _public[key.kid] = (now + _cache_seconds(), (key.public(), record.pk))
+    _active.put(cache_key, (key, record.pk))
+    _public.put(key.kid, (key.public(), record.pk))
     return key, record.pk
+
+
+def _create_first(organization: Organization, alg: str) -> IssuerKey:
+    """Create and audit the first active key of ``organization`` for ``alg``."""
+    record = _new_record(organization, alg)
+    audit.record(
+        "licenses.key.create", actor=None, target=record, detail={"kid": record.kid, "alg": alg, "reason": "first use"}
+    )
+    return record
 
 
 def public_key(kid: str) -> jose.PublicJwk | None:
@@ -136,22 +104,16 @@ def public_key(kid: str) -> jose.PublicJwk | None:
 
 def _public_entry(kid: str) -> tuple[jose.PublicJwk, int] | None:
     """(public key, row id) of ``kid`` from the cache or the database; None when unknown or revoked."""
-    now = time.monotonic()
     hit = _public.get(kid)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not MISSING:
+        return hit
     if not kid or len(kid) > 80:
         return None
     record = IssuerKey.objects.filter(kid=kid).values("pk", "alg", "status", "public_jwk").first()
     found = None
     if record is not None and record["status"] != IssuerKey.Status.REVOKED:
         found = (jose.PublicJwk.from_dict({**record["public_jwk"], "kid": kid, "alg": record["alg"]}), record["pk"])
-    if _may_cache():
-        lifetime = _cache_seconds() if record is not None else _UNKNOWN_KID_SECONDS
-        with _lock:
-            if len(_public) > 10_000:
-                _public.clear()
-            _public[kid] = (now + lifetime, found)
+    _public.put(kid, found, None if record is not None else wrapped_keys.UNKNOWN_KID_SECONDS)
     return found
 
 
@@ -176,9 +138,7 @@ def rotate_key(organization: Organization, alg: str, *, actor) -> IssuerKey:
             .first()
         )
         if current is not None:
-            current.status = IssuerKey.Status.RETIRED
-            current.retired_at = timezone.now()
-            current.save(update_fields=["status", "retired_at"])
+            wrapped_keys.retire(current)
         record = _new_record(organization, alg)
         audit.record(
             "licenses.key.rotate",
@@ -200,10 +160,7 @@ def revoke_key(kid: str, *, actor) -> IssuerKey:
         if record.status == IssuerKey.Status.REVOKED:
             return record
         was_active = record.status == IssuerKey.Status.ACTIVE
-        record.status = IssuerKey.Status.REVOKED
-        record.revoked_at = timezone.now()
-        record.retired_at = record.retired_at or record.revoked_at
-        record.save(update_fields=["status", "retired_at", "revoked_at"])
+        wrapped_keys.revoke(record)
         replacement = _new_record(record.organization, record.alg) if was_active else None
         audit.record(
             "licenses.key.revoke",

@@ -20,6 +20,11 @@ def licence_pdf(request, identifier: str) -> HttpResponse:
     if licence is None:
         raise Http404
     data = services.render_pdf(licence, actor=request.user)  # PermissionDenied → 403
+    return pdf_response(licence, data)
+
+
+def pdf_response(licence: Licence, data: bytes) -> HttpResponse:
+    """The PDF form ``data`` of ``licence`` as a download named after its type and number, never cached."""
     filename = f"{licence.licence_type.name}-{licence.number}.pdf"
     response = HttpResponse(data, content_type="application/pdf")
     response["Content-Disposition"] = f"attachment; filename=\"licence.pdf\"; filename*=UTF-8''{quote(filename)}"

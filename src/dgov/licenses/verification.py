@@ -38,7 +38,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -55,6 +54,8 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from dgov.kernel.crypto import sm3
 from dgov.kernel.masking import mask_id_number, mask_name
+from dgov.kernel.services import wrapped_keys
+from dgov.kernel.services.wrapped_keys import MISSING
 from dgov.licenses import credentials, statuslist
 from dgov.oidc import jose
 
@@ -378,49 +379,14 @@ def issuer_origin(issuer_id: str) -> str:
     return issuer_id.rsplit(ISSUER_PATH, 1)[0] if ISSUER_PATH in issuer_id else ""
 
 
-class _TtlCache:
-    """A small per-process cache with expiry; nothing is cached inside an open transaction."""
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self._data: dict[Any, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-        self._limit = limit
-
-    def get(self, key: Any) -> tuple[bool, Any]:
-        """(hit, value)."""
-        entry = self._data.get(key)
-        if entry is not None and entry[0] > time.monotonic():
-            return True, entry[1]
-        return False, None
-
-    def put(self, key: Any, value: Any, seconds: float) -> None:
-        """Remember ``value`` for ``seconds`` (not inside a transaction: it may be rolled back)."""
-        if connection.in_atomic_block or seconds <= 0:
-            return
-        with self._lock:
-            if len(self._data) >= self._limit:
-                self._data.clear()
-            self._data[key] = (time.monotonic() + seconds, value)
-
-    def clear(self) -> None:
-        """Forget everything."""
-        with self._lock:
-            self._data.clear()
-
-
-def _cache_seconds() -> float:
-    """How long looked-up issuers and keys are trusted before the database is asked again."""
-    return float(getattr(settings, "KEY_CACHE_SECONDS", 60))
-
-
 class LocalIssuers:
     """The platform's own issuing departments, from the database (status from the lists' working copy)."""
 
     _UNKNOWN_SECONDS = 5.0
 
     def __init__(self) -> None:
-        self._issuers = _TtlCache()
-        self._keys = _TtlCache()
+        self._issuers = wrapped_keys.TimedCache(limit=10_000)
+        self._keys = wrapped_keys.TimedCache(limit=10_000)
 
     def clear(self) -> None:
         """Forget cached issuers and keys."""
@@ -433,8 +399,8 @@ class LocalIssuers:
 
     def issuer(self, issuer_id: str) -> TrustedIssuer | None:
         """An organization of this instance that holds licence signing keys."""
-        hit, found = self._issuers.get(issuer_id)
-        if hit:
+        found = self._issuers.get(issuer_id)
+        if found is not MISSING:
             return found
         found = None
         uscc = issuer_uscc(issuer_id)
@@ -447,15 +413,15 @@ class LocalIssuers:
                 found = TrustedIssuer(
                     id=issuer_id, uscc=uscc, name=row["name"], origin="local", registered=True, ref=row["pk"]
                 )
-        self._issuers.put(issuer_id, found, _cache_seconds() if found else self._UNKNOWN_SECONDS)
+        self._issuers.put(issuer_id, found, wrapped_keys.cache_seconds() if found else self._UNKNOWN_SECONDS)
         return found
 
     def key(self, kid: str) -> KeyRecord | None:
         """An issuer key of this instance by ``kid`` (revoked keys come back with ``revoked``)."""
         if not isinstance(kid, str) or not 0 < len(kid) <= 80:
             return None
-        hit, found = self._keys.get(kid)
-        if hit:
+        found = self._keys.get(kid)
+        if found is not MISSING:
             return found
         from dgov.licenses.models import IssuerKey
 
@@ -467,7 +433,7 @@ class LocalIssuers:
             if not revoked:
                 jwk = jose.PublicJwk.from_dict({**row["public_jwk"], "kid": kid, "alg": row["alg"]})
             found = KeyRecord(kid, row["alg"], self._prefix() + row["organization__uscc"], jwk, revoked)
-        self._keys.put(kid, found, _cache_seconds() if row is not None else self._UNKNOWN_SECONDS)
+        self._keys.put(kid, found, wrapped_keys.cache_seconds() if row is not None else self._UNKNOWN_SECONDS)
         return found
 
     def status(self, issuer: TrustedIssuer, refs: Sequence[StatusRef], now: datetime.datetime) -> list[StatusReading]:

@@ -9,7 +9,6 @@ that is not the holder's is answered 404 (never "forbidden": its existence is no
 from __future__ import annotations
 
 import contextlib
-from urllib.parse import quote
 
 from django import forms
 from django.contrib import messages
@@ -26,7 +25,7 @@ from django.views.decorators.http import require_POST
 
 from dgov.identity import agents
 from dgov.kernel.models import Organization
-from dgov.licenses import access, qr, wallet
+from dgov.licenses import access, pdf_views, qr, wallet
 from dgov.licenses.models import Licence, LicenceConsent
 
 USES_PAGE_SIZE = 20
@@ -69,6 +68,14 @@ class ConsentForm(forms.Form):
 def _holder(request) -> wallet.Holder:
     """The holder the request stands for (the enterprise when acting as its agent); WalletRefusal otherwise."""
     return wallet.holder_of(request.user, agency=agents.acting_agency(request))
+
+
+def _holder_or_403(request) -> wallet.Holder:
+    """The holder the request stands for; PermissionDenied (403) saying why when there is none."""
+    try:
+        return _holder(request)
+    except wallet.WalletRefusal as exc:
+        raise PermissionDenied(exc.message) from None
 
 
 def _refused(request, exc: wallet.WalletRefusal):
@@ -149,10 +156,7 @@ def licence_detail(request, identifier: str):
 @login_required
 def credential(request, identifier: str):
     """The current credential of the holder's licence (``.jwt``, ``application/vc+jwt``); audited."""
-    try:
-        holder = _holder(request)
-    except wallet.WalletRefusal as exc:
-        raise PermissionDenied(exc.message) from None
+    holder = _holder_or_403(request)
     licence = _licence(holder, identifier, action="licenses.credential.download")
     found = wallet.credential_for(holder, licence)
     response = HttpResponse(found.jws, content_type=CREDENTIAL_TYPE)
@@ -165,18 +169,9 @@ def credential(request, identifier: str):
 @login_required
 def pdf(request, identifier: str):
     """The signed PDF form of the holder's licence, as an attachment; audited."""
-    try:
-        holder = _holder(request)
-    except wallet.WalletRefusal as exc:
-        raise PermissionDenied(exc.message) from None
+    holder = _holder_or_403(request)
     licence = _licence(holder, identifier, action="licenses.licence.pdf")
-    data = wallet.pdf_for(holder, licence)
-    filename = f"{licence.licence_type.name}-{licence.number}.pdf"
-    response = HttpResponse(data, content_type="application/pdf")
-    response["Content-Disposition"] = f"attachment; filename=\"licence.pdf\"; filename*=UTF-8''{quote(filename)}"
-    response["Cache-Control"] = "no-store"  # personal data
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return pdf_views.pdf_response(licence, wallet.pdf_for(holder, licence))
 
 
 @never_cache
@@ -232,10 +227,7 @@ def consent_new(request, identifier: str):
 @login_required
 def consent_revoke(request, pk: int):
     """Withdraw one of the holder's consents (撤回授权)."""
-    try:
-        holder = _holder(request)
-    except wallet.WalletRefusal as exc:
-        raise PermissionDenied(exc.message) from None
+    holder = _holder_or_403(request)
     consent = wallet.consents_of(holder).filter(pk=pk).first()
     if consent is None:
         other = LicenceConsent.objects.filter(pk=pk).first()

@@ -319,6 +319,37 @@ def _flag(data: dict, key: str, default: bool) -> bool:
     return value
 
 
+def _settings(data: dict, tables: list[TableSpec]) -> LinkSettings:
+    """The validated model settings of a run (mode, blocking, thresholds …) over ``tables``.
+
+    Shared by ``dgov link`` configurations (CSV tables) and platform runs over registries
+    (:mod:`dgov.linkage.registry_config`).
+    """
+    blocking = data.get("blocking")
+    if blocking is not None:
+        if not isinstance(blocking, list) or not all(
+            isinstance(rule, (list, str)) and (isinstance(rule, str) or all(isinstance(k, str) for k in rule))
+            for rule in blocking
+        ):
+            raise LinkageConfigError(_("blocking：应为规则列表，每条规则是一个键或键的列表"))
+        blocking = [[rule] if isinstance(rule, str) else list(rule) for rule in blocking]
+    settings = LinkSettings(
+        tables=tables,
+        mode=str(data.get("mode", "link" if len(tables) > 1 else "dedupe")),
+        entity=str(data.get("entity", "person")),
+        identifier_kind=str(data.get("identifier_kind", "any")),
+        blocking=blocking,
+        threshold=_number(data, "threshold", float, 0.9),
+        one_to_one=_flag(data, "one_to_one", False),
+        u_sample_size=_number(data, "u_sample_size", int, 100_000),
+        max_em_iterations=_number(data, "max_em_iterations", int, 60),
+        term_frequency=_flag(data, "term_frequency", True),
+        seed=_number(data, "seed", int, 1),
+    )
+    settings.validate()
+    return settings
+
+
 def parse_config(data: Any, *, base: Path, source: Path | None = None) -> LinkJob:
     """Turn the loaded YAML into a validated :class:`LinkJob` (see :func:`load_config`)."""
     data = _mapping(data, _("配置文件"))
@@ -354,28 +385,7 @@ def parse_config(data: Any, *, base: Path, source: Path | None = None) -> LinkJo
                 delimiter=delimiter,
             )
         )
-    blocking = data.get("blocking")
-    if blocking is not None:
-        if not isinstance(blocking, list) or not all(
-            isinstance(rule, (list, str)) and (isinstance(rule, str) or all(isinstance(k, str) for k in rule))
-            for rule in blocking
-        ):
-            raise LinkageConfigError(_("blocking：应为规则列表，每条规则是一个键或键的列表"))
-        blocking = [[rule] if isinstance(rule, str) else list(rule) for rule in blocking]
-    settings = LinkSettings(
-        tables=tables,
-        mode=str(data.get("mode", "link" if len(tables) > 1 else "dedupe")),
-        entity=str(data.get("entity", "person")),
-        identifier_kind=str(data.get("identifier_kind", "any")),
-        blocking=blocking,
-        threshold=_number(data, "threshold", float, 0.9),
-        one_to_one=_flag(data, "one_to_one", False),
-        u_sample_size=_number(data, "u_sample_size", int, 100_000),
-        max_em_iterations=_number(data, "max_em_iterations", int, 60),
-        term_frequency=_flag(data, "term_frequency", True),
-        seed=_number(data, "seed", int, 1),
-    )
-    settings.validate()
+    settings = _settings(data, tables)
     output = _mapping(data.get("output", {}), "output")
     _unknown_keys(output, frozenset({"pairs", "clusters", "pairs_min_probability"}), "output")
     if not output.get("pairs") and not output.get("clusters"):

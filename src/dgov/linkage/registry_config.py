@@ -41,9 +41,8 @@ from dgov.linkage.config import (
     LinkageConfigError,
     LinkSettings,
     TableSpec,
-    _flag,
     _mapping,
-    _number,
+    _settings,
     _unknown_keys,
 )
 from dgov.registry import services as registry_services
@@ -316,32 +315,11 @@ def parse_registry_settings(data: Any) -> RegistryPlan:
         raise LinkageConfigError(_("tables：应为非空列表，每项描述一个信息库"))
     registries: dict[str, Registry] = {}
     tables = [_parse_table(raw, index, registries) for index, raw in enumerate(tables_raw, start=1)]
-    blocking = data.get("blocking")
-    if blocking is not None:
-        if not isinstance(blocking, list) or not all(
-            isinstance(rule, (list, str)) and (isinstance(rule, str) or all(isinstance(k, str) for k in rule))
-            for rule in blocking
-        ):
-            raise LinkageConfigError(_("blocking：应为规则列表，每条规则是一个键或键的列表"))
-        blocking = [[rule] if isinstance(rule, str) else list(rule) for rule in blocking]
     for key in ("mode", "entity", "identifier_kind"):
         if key in data and not isinstance(data[key], str):
             raise LinkageConfigError(_("%(key)s：应为文本") % {"key": key})
-    settings = LinkSettings(
-        # rows=[] stands in for the records until the run extracts them.
-        tables=[TableSpec(name=t.name, columns=dict(t.fields), rows=[]) for t in tables],
-        mode=str(data.get("mode", "link" if len(tables) > 1 else "dedupe")),
-        entity=str(data.get("entity", "person")),
-        identifier_kind=str(data.get("identifier_kind", "any")),
-        blocking=blocking,
-        threshold=_number(data, "threshold", float, 0.9),
-        one_to_one=_flag(data, "one_to_one", False),
-        u_sample_size=_number(data, "u_sample_size", int, 100_000),
-        max_em_iterations=_number(data, "max_em_iterations", int, 60),
-        term_frequency=_flag(data, "term_frequency", True),
-        seed=_number(data, "seed", int, 1),
-    )
-    settings.validate()
+    # rows=[] stands in for the records until the run extracts them.
+    settings = _settings(data, [TableSpec(name=t.name, columns=dict(t.fields), rows=[]) for t in tables])
     authority, overridden = _parse_authority(data.get("golden"), tables)
     return RegistryPlan(
         name=name.strip(), settings=settings, tables=tables, authority=authority, authority_overridden=overridden

@@ -638,6 +638,22 @@ def _order_detail(order: RectificationOrder, principal) -> dict:
     }
 
 
+def _order_actor(request: HttpRequest):
+    """Who acts on an order: an API client holding the ``quality:rectify`` scope (403 otherwise), or the reader."""
+    principal = request.auth
+    if hasattr(principal, "client_id"):
+        if not principal.has_scope(ORDER_SCOPE):
+            raise PermissionDenied(gettext("当前凭证没有 %(scope)s 权限范围。") % {"scope": ORDER_SCOPE})
+        return principal
+    return _reader(request)
+
+
+def _state_conflict(exc: ValidationError) -> None:
+    """A refused state change (``code="state"``) as 409; any other validation error passes on."""
+    if getattr(exc, "code", None) == "state":
+        raise HttpError(409, "；".join(exc.messages)) from None
+
+
 def _order(code: str, principal) -> RectificationOrder:
     """An order the caller may read (404 for unknown orders and other departments' orders alike)."""
     found = rectification.visible_orders(principal).filter(code=code).first()
@@ -683,16 +699,12 @@ def order_answer(request: HttpRequest, code: str, body: AnswerIn):
     API clients need the ``quality:rectify`` scope; only the order's own department may answer
     (403), and only an open order (409).
     """
-    principal = request.auth
-    if hasattr(principal, "client_id") and not principal.has_scope(ORDER_SCOPE):
-        raise PermissionDenied(gettext("当前凭证没有 %(scope)s 权限范围。") % {"scope": ORDER_SCOPE})
-    principal = principal if hasattr(principal, "client_id") else _reader(request)
+    principal = _order_actor(request)
     order = _order(code, principal)
     try:
         answered = rectification.answer_order(order, actor=principal, note=body.note)
     except ValidationError as exc:
-        if getattr(exc, "code", None) == "state":
-            raise HttpError(409, "；".join(exc.messages)) from None
+        _state_conflict(exc)
         raise
     return _order_detail(answered, principal)
 
@@ -700,16 +712,12 @@ def order_answer(request: HttpRequest, code: str, body: AnswerIn):
 @router.post("/orders/{code}/recheck", response=OrderDetailOut, summary="申请复核整改工单")
 def order_recheck(request: HttpRequest, code: str):
     """Ask for a re-check now (the order's department or a rule manager); a run is queued unless one is waiting."""
-    principal = request.auth
-    if hasattr(principal, "client_id") and not principal.has_scope(ORDER_SCOPE):
-        raise PermissionDenied(gettext("当前凭证没有 %(scope)s 权限范围。") % {"scope": ORDER_SCOPE})
-    principal = principal if hasattr(principal, "client_id") else _reader(request)
+    principal = _order_actor(request)
     order = _order(code, principal)
     try:
         rectification.request_recheck(order, actor=principal)
     except ValidationError as exc:
-        if getattr(exc, "code", None) == "state":
-            raise HttpError(409, "；".join(exc.messages)) from None
+        _state_conflict(exc)
         raise
     order.refresh_from_db()
     return _order_detail(order, principal)

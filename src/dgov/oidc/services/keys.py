@@ -20,18 +20,12 @@ signing with a key nobody can verify.
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models.signals import post_migrate
-from django.dispatch import receiver
+from django.db import transaction
 from django.utils import timezone
 
-from dgov.kernel.crypto import CryptoError, sm4_gcm_decrypt, sm4_gcm_encrypt
-from dgov.kernel.services import audit
-from dgov.kernel.services.keys import master_key
+from dgov.kernel.services import audit, wrapped_keys
+from dgov.kernel.services.wrapped_keys import MISSING
 from dgov.oidc import jose
 from dgov.oidc.models import SigningKey
 
@@ -45,35 +39,19 @@ __all__ = [
     "rotate_key",
 ]
 
-_lock = threading.Lock()
-_active: dict[str, tuple[float, jose.PrivateJwk]] = {}
-_public: dict[str, tuple[float, jose.PublicJwk | None]] = {}
-_jwks: list = []  # [expiry, document]
-_UNKNOWN_KID_SECONDS = 5.0
+#: Associated-data prefix of wrapped keys (stored rows depend on it: never change it).
+_AAD_PREFIX = "dgov-oidc-key"
 
-
-def _cache_seconds() -> float:
-    """How long cached keys are trusted before the database is asked again."""
-    return float(getattr(settings, "KEY_CACHE_SECONDS", 60))
+_active = wrapped_keys.TimedCache()  # alg -> private key
+_public = wrapped_keys.TimedCache(limit=1000)  # kid -> public key | None
+_jwks = wrapped_keys.TimedCache()  # "jwks" -> document
 
 
 def clear_cache() -> None:
     """Forget every cached key (after a rotation in tests, or a restored database)."""
-    with _lock:
-        _active.clear()
-        _public.clear()
-        _jwks.clear()
-
-
-@receiver(post_migrate)
-def _on_post_migrate(**kwargs) -> None:
-    """Tables re-created (test databases): cached kids may be gone."""
-    clear_cache()
-
-
-def _aad(kid: str, alg: str) -> bytes:
-    """Associated data binding wrapped key material to its row."""
-    return f"dgov-oidc-key|{kid}|{alg}".encode()
+    _active.clear()
+    _public.clear()
+    _jwks.clear()
 
 
 def _new_kid(alg: str) -> str:
@@ -90,16 +68,13 @@ def _new_record(alg: str) -> SigningKey:
         alg=alg,
         status=SigningKey.Status.ACTIVE,
         public_jwk=key.public().to_dict(),
-        wrapped=sm4_gcm_encrypt(master_key(), key.to_der(), _aad(kid, alg)),
+        wrapped=wrapped_keys.wrap(_AAD_PREFIX, kid, alg, key.to_der()),
     )
 
 
 def _load(record: SigningKey) -> jose.PrivateJwk:
     """Unwrap a stored private key."""
-    try:
-        der = sm4_gcm_decrypt(master_key(), bytes(record.wrapped), _aad(record.kid, record.alg))
-    except CryptoError:
-        raise RuntimeError(f"cannot unwrap OIDC signing key {record.kid}: wrong master key or altered row") from None
+    der = wrapped_keys.unwrap(_AAD_PREFIX, record, what="OIDC signing key")
     return jose.load_private(record.alg, record.kid, der)
 
 
@@ -110,72 +85,57 @@ def _check_alg(alg: str) -> str:
     return alg
 
 
-def _may_cache() -> bool:
-    """Cache only outside transactions: what is read or created in one may still be rolled back."""
-    return not connection.in_atomic_block
-
-
 def active_key(alg: str) -> jose.PrivateJwk:
     """The active signing key of ``alg``, generated (and audited) on first use."""
-    now = time.monotonic()
     hit = _active.get(alg)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not MISSING:
+        return hit
     _check_alg(alg)
     record = SigningKey.objects.filter(alg=alg, status=SigningKey.Status.ACTIVE).first()
     if record is None:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    record = _new_record(alg)
-                    audit.record(
-                        "oidc.key.create",
-                        actor=None,
-                        target=record,
-                        detail={"kid": record.kid, "alg": alg, "reason": "first use"},
-                    )
-            except IntegrityError:
-                record = SigningKey.objects.get(alg=alg, status=SigningKey.Status.ACTIVE)
+        record = wrapped_keys.create_once(
+            lambda: _create_first(alg),
+            lambda: SigningKey.objects.get(alg=alg, status=SigningKey.Status.ACTIVE),
+        )
     key = _load(record)
-    if _may_cache():
-        with _lock:
-            _active[alg] = (now + _cache_seconds(), key)
-            _public[key.kid] = (now + _cache_seconds(), key.public())
+    _active.put(alg, key)
+    _public.put(key.kid, key.public())
     return key
+
+
+def _create_first(alg: str) -> SigningKey:
+    """Create and audit the first active key of ``alg``."""
+    record = _new_record(alg)
+    audit.record(
+        "oidc.key.create", actor=None, target=record, detail={"kid": record.kid, "alg": alg, "reason": "first use"}
+    )
+    return record
 
 
 def public_key(kid: str) -> jose.PublicJwk | None:
     """The verification key ``kid`` (active or retired), or None if unknown or revoked."""
-    now = time.monotonic()
     hit = _public.get(kid)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not MISSING:
+        return hit
     if not kid or len(kid) > 80:
         return None
     record = SigningKey.objects.filter(kid=kid).values("alg", "status", "public_jwk").first()
     found = None
     if record is not None and record["status"] != SigningKey.Status.REVOKED:
         found = jose.PublicJwk.from_dict({**record["public_jwk"], "kid": kid, "alg": record["alg"]})
-    if _may_cache():
-        lifetime = _cache_seconds() if record is not None else _UNKNOWN_KID_SECONDS
-        with _lock:
-            if len(_public) > 1000:
-                _public.clear()
-            _public[kid] = (now + lifetime, found)
+    _public.put(kid, found, None if record is not None else wrapped_keys.UNKNOWN_KID_SECONDS)
     return found
 
 
 def jwks() -> dict:
     """The JWK Set (RFC 7517 §5): every active and retired key, newest first."""
-    now = time.monotonic()
-    if _jwks and _jwks[0] > now:
-        return _jwks[1]
+    document = _jwks.get("jwks")
+    if document is not MISSING:
+        return document
     rows = SigningKey.objects.exclude(status=SigningKey.Status.REVOKED).order_by("-created_at", "-id")
     keys = [{**row.public_jwk, "kid": row.kid, "alg": row.alg} for row in rows.only("kid", "alg", "public_jwk")]
     document = {"keys": keys}
-    if _may_cache():
-        with _lock:
-            _jwks[:] = [now + min(_cache_seconds(), 30.0), document]
+    _jwks.put("jwks", document, min(wrapped_keys.cache_seconds(), 30.0))
     return document
 
 
@@ -190,9 +150,7 @@ def rotate_key(alg: str, *, actor) -> SigningKey:
     with transaction.atomic():
         current = SigningKey.objects.select_for_update().filter(alg=alg, status=SigningKey.Status.ACTIVE).first()
         if current is not None:
-            current.status = SigningKey.Status.RETIRED
-            current.retired_at = timezone.now()
-            current.save(update_fields=["status", "retired_at"])
+            wrapped_keys.retire(current)
         record = _new_record(alg)
         audit.record(
             "oidc.key.rotate",
@@ -214,10 +172,7 @@ def revoke_key(kid: str, *, actor) -> SigningKey:
         if record.status == SigningKey.Status.REVOKED:
             return record
         was_active = record.status == SigningKey.Status.ACTIVE
-        record.status = SigningKey.Status.REVOKED
-        record.revoked_at = timezone.now()
-        record.retired_at = record.retired_at or record.revoked_at
-        record.save(update_fields=["status", "retired_at", "revoked_at"])
+        wrapped_keys.revoke(record)
         replacement = _new_record(record.alg) if was_active else None
         audit.record(
             "oidc.key.revoke",

@@ -23,9 +23,8 @@ import json
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dgov.kernel.management.subcommands import SubcommandCommand
+from dgov.kernel.management.subcommands import SubcommandCommand, progress_bar
 from dgov.kernel.masking import mask_id_number, mask_name
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit
@@ -46,29 +45,6 @@ class Command(SubcommandCommand):
         "reindex": ("add_nothing", "handle_reindex", "write the e-licence base library index (证照索引)"),
         "trust": ("add_trust_arguments", "handle_trust", "trust lists of peer instances: sync, list, show (互认)"),
     }
-
-    @staticmethod
-    def add_identity_argument(parser) -> None:
-        """``--as USERNAME``."""
-        parser.add_argument("--as", dest="as_user", metavar="USERNAME", help="act as this user (default: system:cli)")
-
-    def resolve(self, options):
-        """The acting user (``--as``) or the CLI system actor."""
-        username = options.get("as_user")
-        return self.active_user(username) if username else audit.cli_actor()
-
-    def add_nothing(self, parser) -> None:
-        """No arguments."""
-
-    def progress_bar(self) -> Progress:
-        """A rich progress bar, silent when not on a terminal."""
-        return Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not self.stdout.isatty(),
-        )
 
     # --- types ----------------------------------------------------------------------------------
 
@@ -92,7 +68,7 @@ class Command(SubcommandCommand):
                     f"{licence_type.holder_kind}\tv{licence_type.version}\t{licence_type.status}"
                 )
             return
-        actor = self.resolve(options)
+        actor = self.acting_user(options)
         try:
             entries = catalogue.read_type_file(options["file"])
         except catalogue.TypeSetError as exc:
@@ -107,14 +83,9 @@ class Command(SubcommandCommand):
             )
         except PermissionDenied as exc:
             raise CommandError(f"无权维护证照目录 (refused): {exc}", returncode=1) from None
-        if options["json"]:
-            self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
-        else:
-            self.stdout.write(report.to_text())
-        if not report.ok:
-            raise CommandError(f"证照目录有 {len(report.errors)} 处错误，未写入 (catalogue rejected)", returncode=1)
-        if options["dry_run"]:
-            self.stdout.write("试运行：未写入 (dry run: nothing written)")
+        self.write_load_report(
+            report, options, rejected=f"证照目录有 {len(report.errors)} 处错误，未写入 (catalogue rejected)"
+        )
 
     # --- issue ----------------------------------------------------------------------------------
 
@@ -129,7 +100,7 @@ class Command(SubcommandCommand):
 
     def handle_issue(self, **options):
         """Issue every row of a CSV file, all or nothing, with a progress bar."""
-        actor = self.resolve(options)
+        actor = self.acting_user(options)
         licence_type = LicenceType.objects.filter(code=options["type"].strip().upper()).first()
         if licence_type is None:
             raise CommandError(f"证照类型 {options['type']} 不存在 (no such licence type)")
@@ -141,7 +112,7 @@ class Command(SubcommandCommand):
                 data = handle.read(bulk.MAX_BYTES + 1)
         except OSError as exc:
             raise CommandError(f"无法读取文件 (cannot read) {options['file']}: {exc.strerror}") from None
-        with self.progress_bar() as bar:
+        with progress_bar(self.stdout) as bar:
             task = bar.add_task(f"签发 {licence_type.name}", total=None)
             try:
                 report = bulk.issue_csv(
@@ -203,7 +174,7 @@ class Command(SubcommandCommand):
         if index.installed() is None:
             message = "电子证照基础库未安装 (licence.index is not installed): dgov registry install"
             raise CommandError(message, returncode=1)
-        with self.progress_bar() as bar:
+        with progress_bar(self.stdout) as bar:
             task = bar.add_task("证照索引", total=Licence.objects.count())
             written = index.reindex(progress=lambda n: bar.advance(task, n))
         self.stdout.write(f"已写入 {written} 条证照索引 (index records written)")

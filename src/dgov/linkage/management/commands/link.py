@@ -24,10 +24,8 @@ import duckdb
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dgov.kernel.management.subcommands import SubcommandCommand
-from dgov.kernel.services import audit
+from dgov.kernel.management.subcommands import SubcommandCommand, progress_bar
 from dgov.linkage import services, synth
 from dgov.linkage.config import LinkageConfigError
 from dgov.linkage.engine import LinkageInputError
@@ -90,13 +88,7 @@ class Command(BaseCommand):
             return self.handle_runs(options)
         if options.get("action") == "run" or options.get("registry_config"):
             return self.handle_registry_run(options)
-        bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not self.stdout.isatty(),
-        )
+        bar = progress_bar(self.stdout)
         task = bar.add_task(_("实体识别"), total=None)
 
         def progress(description: str, done: int, total: int) -> None:
@@ -169,13 +161,7 @@ class Command(BaseCommand):
 
     def _bar(self):
         """A progress bar shown only on a terminal, and the ``progress(description, done, total)`` feeding it."""
-        bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not self.stdout.isatty(),
-        )
+        bar = progress_bar(self.stdout)
         task = bar.add_task(_("数据比对"), total=None)
 
         def progress(description: str, done: int, total: int) -> None:
@@ -198,7 +184,7 @@ class Command(BaseCommand):
             raise CommandError(_("设置文件 %(path)s 不存在") % {"path": path}) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(_("无法读取设置文件 %(path)s：%(error)s") % {"path": path, "error": exc}) from None
-        actor = SubcommandCommand.active_user(options["as_user"]) if options.get("as_user") else audit.cli_actor()
+        actor = SubcommandCommand.acting_user(options)
         bar, progress = self._bar()
         try:
             settings = services.parse_settings_text(text)

@@ -21,13 +21,10 @@ whose rights the services check.
 
 from __future__ import annotations
 
-import json
-
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import CommandError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dgov.kernel.management.subcommands import SubcommandCommand
+from dgov.kernel.management.subcommands import SubcommandCommand, progress_bar
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit
 from dgov.quality import io as quality_io
@@ -52,21 +49,6 @@ class Command(SubcommandCommand):
         "trends": ("add_trends_arguments", "handle_trends", "score trends; --backfill rebuilds them (质量趋势)"),
         "orders": ("add_orders_arguments", "handle_orders", "rectification work orders (整改工单) and escalation"),
     }
-
-    # --- identity -----------------------------------------------------------------------------
-
-    @staticmethod
-    def add_identity_argument(parser) -> None:
-        """``--as USERNAME``."""
-        parser.add_argument("--as", dest="as_user", metavar="USERNAME", help="act as this user (default: system:cli)")
-
-    def resolve(self, options):
-        """The acting user (``--as``) or the CLI system actor."""
-        username = options.get("as_user")
-        return self.active_user(username) if username else audit.cli_actor()
-
-    def add_nothing(self, parser) -> None:
-        """No arguments."""
 
     # --- rules --------------------------------------------------------------------------------
 
@@ -96,7 +78,7 @@ class Command(SubcommandCommand):
 
     def rules_load(self, options) -> None:
         """Load a rule set; exit status 1 (nothing written) when any rule is bad."""
-        actor = self.resolve(options)
+        actor = self.acting_user(options)
         try:
             rules = quality_io.read_rule_file(options["file"])
         except quality_io.RuleSetError as exc:
@@ -105,14 +87,9 @@ class Command(SubcommandCommand):
             report = services.load_rules(rules, actor=actor, source=options["file"], dry_run=options["dry_run"])
         except PermissionDenied as exc:
             raise CommandError(f"无权维护质量规则 (refused): {exc}", returncode=1) from None
-        if options["json"]:
-            self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
-        else:
-            self.stdout.write(report.to_text())
-        if not report.ok:
-            raise CommandError(f"规则集有 {len(report.errors)} 条错误，未写入 (rule set rejected)", returncode=1)
-        if options["dry_run"]:
-            self.stdout.write("试运行：未写入 (dry run: nothing written)")
+        self.write_load_report(
+            report, options, rejected=f"规则集有 {len(report.errors)} 条错误，未写入 (rule set rejected)"
+        )
 
     def rules_list(self, options) -> None:
         """Print the rules (code, registry, type, fields, dimension, weight, owner, enabled)."""
@@ -128,7 +105,7 @@ class Command(SubcommandCommand):
 
     def rules_toggle(self, options, *, enabled: bool) -> None:
         """Enable or disable one rule."""
-        actor = self.resolve(options)
+        actor = self.acting_user(options)
         rule = QualityRule.objects.select_related("registry", "owner").filter(code=options["code"]).first()
         if rule is None:
             raise CommandError(f"规则 {options['code']} 不存在 (no such rule)")
@@ -163,7 +140,7 @@ class Command(SubcommandCommand):
 
     def handle_run(self, **options):
         """Run the rules of each registry (default: every registry with enabled rules) with a progress bar."""
-        actor = self.resolve(options)
+        actor = self.acting_user(options)
         codes = options.get("registry") or []
         if codes:
             registries = []
@@ -187,13 +164,7 @@ class Command(SubcommandCommand):
 
     def run_one(self, registry: Registry, actor, samples: int | None) -> QualityRun | None:
         """One registry's run with a rich progress bar (silent when not on a terminal); prints its outcome."""
-        bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not self.stdout.isatty(),
-        )
+        bar = progress_bar(self.stdout)
         task = bar.add_task(f"{registry.code}", total=None)
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -230,7 +201,7 @@ class Command(SubcommandCommand):
 
     def handle_scores(self, **options):
         """Print the latest scores of registries and departments, or one department's scorecard."""
-        actor = self.resolve(options)
+        actor = self.acting_user(options)
         if options.get("department"):
             department = Organization.objects.filter(code=options["department"]).first()
             if department is None:
@@ -269,7 +240,7 @@ class Command(SubcommandCommand):
         """Backfill snapshots, print one trend, or rank departments by score with the change over the period."""
         from dgov.quality import trends
 
-        actor = self.resolve(options)
+        actor = self.acting_user(options)
         try:
             if options["backfill"]:
                 return self.trends_backfill(actor, options["replace"])
@@ -300,13 +271,7 @@ class Command(SubcommandCommand):
         """Rebuild snapshots from the stored runs, with a progress bar."""
         from dgov.quality import trends
 
-        bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not self.stdout.isatty(),
-        )
+        bar = progress_bar(self.stdout)
         task = bar.add_task("快照 snapshots", total=None)
         with bar:
             report = trends.backfill(
@@ -366,7 +331,7 @@ class Command(SubcommandCommand):
         try:
             if action == "escalate":
                 return self.orders_escalate(rectification, options)
-            actor = self.resolve(options)
+            actor = self.acting_user(options)
             if action == "list":
                 return self.orders_list(rectification, actor, options)
             if action == "recheck" and not options.get("code"):
