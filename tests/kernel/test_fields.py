@@ -209,3 +209,17 @@ def test_blind_index_depends_on_the_key(official):
 @given(text=st.text(max_size=60))
 def test_encrypt_decrypt_any_unicode(text):
     assert decrypt_value(encrypt_value(text)) == text
+
+
+def test_open_sealed_with_keys_handed_over():
+    from dgov.kernel.fields import open_sealed, sealed_kid
+
+    stored = encrypt_value("甲乙")
+    kid = sealed_kid(stored)
+    assert stored.startswith(f"v1:{kid}:") and sealed_kid("not sealed") == ""
+    handed = {kid: keys.data_key_by_id(kid)}
+    assert open_sealed(stored, handed.get) == "甲乙" == decrypt_value(stored)
+    with pytest.raises(CryptoError, match="unknown key"):
+        open_sealed(stored, {}.get)
+    with pytest.raises(CryptoError, match="not an encrypted field value"):
+        open_sealed("plain", handed.get)

@@ -34,6 +34,7 @@ import binascii
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
 
 from django.core.exceptions import FieldError
 from django.db import models
@@ -42,7 +43,16 @@ from django.utils.translation import gettext_lazy as _
 
 from dgov.kernel.crypto import CryptoError, keyed_hmac_sm3, sm4_gcm_decrypt, sm4_gcm_encrypt
 
-__all__ = ["PII_PURPOSE", "EncryptedTextField", "blind_index", "decrypt_value", "encrypt_value", "normalize"]
+__all__ = [
+    "PII_PURPOSE",
+    "EncryptedTextField",
+    "blind_index",
+    "decrypt_value",
+    "encrypt_value",
+    "normalize",
+    "open_sealed",
+    "sealed_kid",
+]
 
 PII_PURPOSE = "pii"
 PREFIX = "v1"
@@ -139,9 +149,32 @@ def encrypt_value(value: str, *, purpose: str = PII_PURPOSE, key: tuple[str, byt
     return f"{PREFIX}:{kid}:{base64.b64encode(blob).decode('ascii')}"
 
 
+def _registry_key(kid: str) -> bytes | None:
+    """The SM4 data key ``kid`` from the key registry, or None when there is no such key."""
+    keys = _keys()
+    try:
+        return keys.data_key_by_id(kid)
+    except keys.UnknownKeyError:
+        return None
+
+
 def decrypt_value(stored: str) -> str:
     """Decrypt a ``v1:<kid>:<base64>`` value; raise CryptoError if it is malformed or forged."""
-    keys = _keys()
+    return open_sealed(stored, _registry_key)
+
+
+def sealed_kid(stored: str) -> str:
+    """The key id of a ``v1:<kid>:<base64>`` value ("" when it is not one)."""
+    version, _sep, rest = stored.partition(":")
+    return rest.partition(":")[0] if version == PREFIX else ""
+
+
+def open_sealed(stored: str, key_for: Callable[[str], bytes | None]) -> str:
+    """Decrypt a ``v1:<kid>:<base64>`` value with the key ``key_for(kid)`` returns (None: unknown key).
+
+    What :func:`decrypt_value` does without the key registry, for processes that were handed the
+    keys (the quality runs' decryption workers). CryptoError if it is malformed, forged or its key unknown.
+    """
     version, _sep, rest = stored.partition(":")
     kid, _sep, payload = rest.partition(":")
     if version != PREFIX or not kid or not payload:
@@ -150,10 +183,9 @@ def decrypt_value(stored: str) -> str:
         blob = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise CryptoError(f"corrupt encrypted field value under key {kid}") from None
-    try:
-        key = keys.data_key_by_id(kid)
-    except keys.UnknownKeyError:
-        raise CryptoError(f"encrypted field value under unknown key {kid}") from None
+    key = key_for(kid)
+    if key is None:
+        raise CryptoError(f"encrypted field value under unknown key {kid}")
     return sm4_gcm_decrypt(key, blob, kid.encode()).decode("utf-8")
 
 

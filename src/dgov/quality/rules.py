@@ -131,6 +131,7 @@ class Check:
     applies: str = "TRUE"
     fails: str = "FALSE"
     columns: tuple[str, ...] = ()
+    derived: tuple[tuple[str, str], ...] = ()  # (alias, SQL) per-row values shared by rules, computed once
     windows: tuple[tuple[str, str], ...] = ()
     ctes: tuple[tuple[str, str], ...] = ()
     joins: tuple[tuple[str, str], ...] = ()  # (alias, SELECT k …): the alias column holds k or NULL
@@ -182,6 +183,32 @@ def _present(column: str) -> str:
     return f"NOT {_empty(column)}"
 
 
+def _derived(kind: str, column: str, sql: str) -> tuple[str, tuple[str, str]]:
+    """A per-row value the engine computes once for every rule that uses it: (reference, (alias, SQL)).
+
+    Rules' conditions sit inside AND/CASE, which DuckDB evaluates lazily and so never shares
+    between rules (nor within one); computed once as a column of the base projection, a presence
+    test or an ID number's shape costs one evaluation per row however many rules read it.
+    """
+    alias = f"_dq_{kind}_{hashlib.sha1(column.encode('utf-8'), usedforsecurity=False).hexdigest()[:10]}"
+    return quote(alias), (alias, sql)
+
+
+def _presence(column: str) -> tuple[str, tuple[str, str]]:
+    """The column has a value (neither NULL nor blank), as a shared per-row value."""
+    return _derived("present", column, _present(column))
+
+
+def _shape(column: str) -> tuple[str, tuple[str, str]]:
+    """The ID number column has 18 characters with digits where the birth date and sequence are (shared)."""
+    return _derived("idshape", column, _id_shape(column))
+
+
+def _encoded_birth(column: str) -> tuple[str, tuple[str, str]]:
+    """The birth date written in the ID number column (NULL when it is not a date), as a shared per-row value."""
+    return _derived("idbirth", column, _birth_date(_text(column)))
+
+
 def _list_cte(name: str, values: Sequence[str]) -> tuple[str, str]:
     """A one-column CTE ``code`` listing code ``values`` (digits: no commas), empty list → empty table.
 
@@ -210,7 +237,9 @@ def _birth_date(expr: str) -> str:
     return f"CAST(try_strptime(substr({expr}, 7, 8), '%Y%m%d') AS DATE)"
 
 
-def resident_id_sql(expr: str, regions: str, today: datetime.date) -> str:
+def resident_id_sql(
+    expr: str, regions: str, today: datetime.date, *, shape: str | None = None, birth: str | None = None
+) -> str:
     """SQL: ``expr`` (text) is a valid resident ID number per :func:`dgov.kernel.validators.validate_resident_id`.
 
     ``regions`` is a CTE of the address codes the kernel accepts (loc.dat, every period, and the
@@ -218,16 +247,20 @@ def resident_id_sql(expr: str, regions: str, today: datetime.date) -> str:
     check character's weighted sum takes the 17 digits as one integer and each digit by integer
     division, about twice as fast as 17 substrings; it comes first because most bad numbers fail
     it, and a non-numeric value only makes it NULL (the shape test then makes the whole FALSE).
+    ``shape`` and ``birth`` may name already computed values of ``expr``'s 18-character shape
+    test and encoded birth date (the engine's shared per-row values).
     """
     from dgov.kernel.validators import _ID_CHECK, _ID_WEIGHTS
 
     number = f"TRY_CAST(substr({expr}, 1, 17) AS BIGINT)"
     total = " + ".join(f"(({number} // {10 ** (16 - i)}) % 10) * {w}" for i, w in enumerate(_ID_WEIGHTS))
+    shape = shape or f"regexp_full_match({expr}, '[0-9]{{17}}[0-9X]')"
+    birth = birth or _birth_date(expr)
     return (
         f"(substr({literal(_ID_CHECK)}, (({total}) % 11) + 1, 1) = substr({expr}, 18, 1)"
-        f" AND length({expr}) = 18 AND regexp_full_match({expr}, '[0-9]{{17}}[0-9X]')"
+        f" AND length({expr}) = 18 AND {shape}"
         f" AND substr({expr}, 1, 6) IN (SELECT code FROM {regions})"
-        f" AND {_birth_date(expr)} BETWEEN DATE '1900-01-01' AND DATE {literal(today.isoformat())})"
+        f" AND {birth} BETWEEN DATE '1900-01-01' AND DATE {literal(today.isoformat())})"
     )
 
 
@@ -375,8 +408,15 @@ def _compile_not_null(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     _check_keys(spec, ())
     for name in spec.fields:
         _column(ctx, name)
-    fails = " OR ".join(_empty(name) for name in spec.fields)
-    return Check(spec.code, applies="TRUE", fails=f"({fails})", columns=spec.fields)
+    presences = [_presence(name) for name in spec.fields]
+    fails = " OR ".join(f"NOT {ref}" for ref, _derived_value in presences)
+    return Check(
+        spec.code,
+        applies="TRUE",
+        fails=f"({fails})",
+        columns=spec.fields,
+        derived=tuple(derived for _ref, derived in presences),
+    )
 
 
 def _compile_unique(spec: RuleSpec, ctx: Context, ns: str) -> Check:
@@ -393,12 +433,14 @@ def _compile_unique(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     else:
         key = "concat_ws(chr(31), " + ", ".join(_text(name) for name in spec.fields) + ")"
     present = " AND ".join(f"({_present(name)})" for name in spec.fields)
+    presences = [_presence(name) for name in spec.fields]
     duplicates = f"{ns}_dup"
     return Check(
         spec.code,
-        applies=present,
+        applies=" AND ".join(ref for ref, _derived_value in presences),
         fails=f"{key} IN (SELECT k FROM {quote(duplicates)})",
         columns=spec.fields,
+        derived=tuple(derived for _ref, derived in presences),
         ctes=((duplicates, f"SELECT {key} AS k FROM {SOURCE} WHERE {present} GROUP BY 1 HAVING count(*) > 1"),),
     )
 
@@ -416,7 +458,8 @@ def _compile_pattern(spec: RuleSpec, ctx: Context, ns: str) -> Check:
         raise RuleError(_("pattern 不是有效的正则表达式：%(error)s") % {"error": exc}) from None
     return Check(
         spec.code,
-        applies=_present(column.name),
+        applies=_presence(column.name)[0],
+        derived=(_presence(column.name)[1],),
         fails=f"NOT regexp_full_match({_text(column.name)}, {literal(pattern)})",
         columns=spec.fields,
     )
@@ -434,7 +477,8 @@ def _compile_in_set(spec: RuleSpec, ctx: Context, ns: str) -> Check:
         raise RuleError(_("in_set 类型须给出参数 values（代码表），或用于枚举字段"))
     return Check(
         spec.code,
-        applies=_present(column.name),
+        applies=_presence(column.name)[0],
+        derived=(_presence(column.name)[1],),
         fails=f"NOT {_in_list(_text(column.name), values)}",
         columns=spec.fields,
     )
@@ -480,8 +524,13 @@ def _compile_range(spec: RuleSpec, ctx: Context, ns: str) -> Check:
         low, high = spec.params["min"], spec.params["max"]
         if (str(low) > str(high)) if is_date else (float(low) > float(high)):
             raise RuleError(_("min 大于 max"))
+    present, derived = _presence(column.name)
     return Check(
-        spec.code, applies=_present(column.name), fails=f"NOT ({' AND '.join(conditions)})", columns=spec.fields
+        spec.code,
+        applies=present,
+        fails=f"NOT ({' AND '.join(conditions)})",
+        columns=spec.fields,
+        derived=(derived,),
     )
 
 
@@ -501,8 +550,13 @@ def _compile_length(spec: RuleSpec, ctx: Context, ns: str) -> Check:
         conditions.append(f"{length} >= {low}")
     if high is not None:
         conditions.append(f"{length} <= {high}")
+    present, derived = _presence(column.name)
     return Check(
-        spec.code, applies=_present(column.name), fails=f"NOT ({' AND '.join(conditions)})", columns=spec.fields
+        spec.code,
+        applies=present,
+        fails=f"NOT ({' AND '.join(conditions)})",
+        columns=spec.fields,
+        derived=(derived,),
     )
 
 
@@ -515,10 +569,13 @@ def _compile_id_number(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     """规范性: a resident ID number valid per GB 11643 (length, birth date, address code, check character)."""
     _check_keys(spec, ())
     column = _single(spec, ctx)
+    present, shape, birth = _presence(column.name), _shape(column.name), _encoded_birth(column.name)
+    valid = resident_id_sql(_text(column.name), "_dq_id_regions", ctx.today, shape=shape[0], birth=birth[0])
     return Check(
         spec.code,
-        applies=_present(column.name),
-        fails=f"NOT {resident_id_sql(_text(column.name), '_dq_id_regions', ctx.today)}",
+        applies=present[0],
+        derived=(present[1], shape[1], birth[1]),
+        fails=f"NOT {valid}",
         columns=spec.fields,
         ctes=(_regions_cte(ctx),),
     )
@@ -530,7 +587,8 @@ def _compile_uscc(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     column = _single(spec, ctx)
     return Check(
         spec.code,
-        applies=_present(column.name),
+        applies=_presence(column.name)[0],
+        derived=(_presence(column.name)[1],),
         fails=f"NOT {uscc_sql(_text(column.name), _loc_codes()[2])}",
         columns=spec.fields,
     )
@@ -547,7 +605,10 @@ def _compile_division_code(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     if exact:
         ctes.append(_list_cte("_dq_all_divisions", (ctx.all_divisions or default_all_divisions)()))
     sql = division_code_sql(_text(column.name), "_dq_current_divisions", "_dq_all_divisions" if exact else "")
-    return Check(spec.code, applies=_present(column.name), fails=f"NOT {sql}", columns=spec.fields, ctes=tuple(ctes))
+    present, derived = _presence(column.name)
+    return Check(
+        spec.code, applies=present, fails=f"NOT {sql}", columns=spec.fields, ctes=tuple(ctes), derived=(derived,)
+    )
 
 
 def _id_shape(column: str) -> str:
@@ -559,13 +620,15 @@ def _compile_id_birth_date(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     """一致性: the birth date field equals the birth date in the ID number (fields: ID number, birth date)."""
     _check_keys(spec, ())
     id_col, birth = (_column(ctx, name) for name in spec.fields)
-    encoded = _birth_date(_text(id_col.name))
+    present, other, shape = _presence(id_col.name), _presence(birth.name), _shape(id_col.name)
+    encoded, encoded_derived = _encoded_birth(id_col.name)
     value = f"TRY_CAST({quote(birth.name)} AS DATE)"
     if birth.type == "datetime":
         value = f"CAST(TRY_CAST({quote(birth.name)} AS TIMESTAMPTZ) AS DATE)"
     return Check(
         spec.code,
-        applies=f"{_present(id_col.name)} AND {_present(birth.name)} AND {_id_shape(id_col.name)}",
+        applies=f"{present[0]} AND {other[0]} AND {shape[0]}",
+        derived=(present[1], other[1], shape[1], encoded_derived),
         fails=f"{value} IS DISTINCT FROM {encoded}",
         columns=spec.fields,
     )
@@ -575,6 +638,7 @@ def _compile_id_sex(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     """一致性: the sex field agrees with the ID number's 17th digit (odd male, even female)."""
     _check_keys(spec, ("male", "female"))
     id_col, sex = (_column(ctx, name) for name in spec.fields)
+    present, other, shape = _presence(id_col.name), _presence(sex.name), _shape(id_col.name)
     male = _string_list(spec.params["male"], "male") if "male" in spec.params else DEFAULT_SEX_CODES["male"]
     female = _string_list(spec.params["female"], "female") if "female" in spec.params else DEFAULT_SEX_CODES["female"]
     if set(male) & set(female):
@@ -583,7 +647,8 @@ def _compile_id_sex(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     value = f"trim({_text(sex.name)})"
     return Check(
         spec.code,
-        applies=f"{_present(id_col.name)} AND {_present(sex.name)} AND {_id_shape(id_col.name)}",
+        applies=f"{present[0]} AND {other[0]} AND {shape[0]}",
+        derived=(present[1], other[1], shape[1]),
         fails=f"NOT (CASE WHEN {odd} THEN {_in_list(value, male)} ELSE {_in_list(value, female)} END)",
         columns=spec.fields,
     )
@@ -593,13 +658,15 @@ def _compile_id_region(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     """一致性: the division field lies in the ID number's address region (``level`` province/city/county)."""
     _check_keys(spec, ("level",))
     id_col, division = (_column(ctx, name) for name in spec.fields)
+    present, other, shape = _presence(id_col.name), _presence(division.name), _shape(id_col.name)
     level = spec.params.get("level", "city")
     if level not in REGION_DIGITS:
         raise RuleError(_("参数 level 应为 province、city 或 county"))
     digits = REGION_DIGITS[level]
     return Check(
         spec.code,
-        applies=f"{_present(id_col.name)} AND {_present(division.name)} AND {_id_shape(id_col.name)}",
+        applies=f"{present[0]} AND {other[0]} AND {shape[0]}",
+        derived=(present[1], other[1], shape[1]),
         fails=f"substr({_text(id_col.name)}, 1, {digits}) <> substr({_text(division.name)}, 1, {digits})",
         columns=spec.fields,
         params={"level": level},
@@ -689,7 +756,8 @@ def _compile_reference(spec: RuleSpec, ctx: Context, ns: str) -> Check:
     table = ctx.reference(registry, target)
     return Check(
         spec.code,
-        applies=_present(column.name),
+        applies=_presence(column.name)[0],
+        derived=(_presence(column.name)[1],),
         fails=f"{_text(column.name)} NOT IN (SELECT v FROM {quote(table)})",
         columns=spec.fields,
         params={"registry": registry, "field": target},
