@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "dgov.quality",
     "dgov.linkage",
     "dgov.licenses",
+    "dgov.services",
     "dgov.oidc",
     "dgov.web",
 ]
@@ -292,7 +293,10 @@ WORKER_PERIODIC_JOBS = [
     "dgov.quality.rectification.escalation_job",
     "dgov.licenses.credentials.publish_due",  # status lists re-signed in batches (docs/licences.md)
     "dgov.licenses.trust.sync_due",  # peers' e-licence trust lists (互认, docs/licences.md)
+    "dgov.services.applications.sla_job",  # 办件 SLA warnings / escalation (docs/services.md)
 ]
+# 办件 SLA clock (docs/services.md): warn this many working days before the promised due date.
+SERVICES_SLA_WARNING_DAYS = int(env("DGOV_SERVICES_SLA_WARNING_DAYS", "2") or 2)
 # Rectification work orders (整改工单, docs/quality.md): re-check a registry this many seconds after its
 # last change (at the latest this many after the first); level-2 escalation after further working days.
 QUALITY_RECHECK_DEBOUNCE_SECONDS = int(env("DGOV_QUALITY_RECHECK_DEBOUNCE_SECONDS", "300") or 300)

@@ -19,6 +19,7 @@ urlpatterns = [
     path("workbench/licences/", include("dgov.licenses.urls")),
     path("workbench/api-clients/", include("dgov.identity.client_urls")),
     path("licences/", include("dgov.licenses.public_urls")),  # 证照核验: verify, QR, issuers, status lists
+    path("", include("dgov.services.urls")),  # /services/… 办事服务, /workbench/services/… 事项目录
     path("", include("dgov.oidc.urls")),  # /.well-known/openid-configuration, /oidc/…, client pages
     path("account/licences/", include("dgov.licenses.wallet_urls")),  # 我的证照: wallet, consents, use log
     path("account/", include("dgov.registry.account_urls")),  # /account/reads/ 谁查了我的数据

@@ -82,9 +82,7 @@ def test_division_search_full_page_without_htmx(client, province):
 
 
 def test_division_history_restore_gets_full_page(client, province):
-    response = client.get(
-        "/divisions/", {"q": "济南"}, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
-    )
+    response = client.get("/divisions/", {"q": "济南"}, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
     assert "<html" in response.content.decode()
 
 
@@ -185,12 +183,13 @@ def test_home_capability_becomes_a_link_once_an_app_registers_it(client):
     from dgov.web import navigation
 
     html = client.get("/").content.decode()
-    assert "<h3>一网通办</h3>" in html  # plain text: no services page exists yet
-    navigation.register("portal", "services", "办事服务", "web:divisions", order=20)
+    assert "<h3>12345 热线</h3>" in html  # plain text: no hotline page exists yet
+    assert '<h3><a href="/services/">一网通办</a></h3>' in html  # registered by dgov.services
+    navigation.register("portal", "hotline", "12345 热线", "web:divisions", order=40)
     try:
         response = client.get("/")
         html = response.content.decode()
-        assert '<h3><a href="/divisions/">一网通办</a></h3>' in html
-        assert [link.key for link in response.context["nav_portal"]][:2] == ["home", "services"]
+        assert '<h3><a href="/divisions/">12345 热线</a></h3>' in html
+        assert "hotline" in [link.key for link in response.context["nav_portal"]]
     finally:
-        navigation.unregister("portal", "services")
+        navigation.unregister("portal", "hotline")

@@ -28,4 +28,5 @@ api.add_router("/exchange/subscriptions/", "dgov.exchange.subscriptions_api.rout
 api.add_router("/exchange/peers/", "dgov.exchange.federation_api.gateway_router")
 api.add_router("/federation/", "dgov.exchange.federation_api.router")
 api.add_router("/quality/", "dgov.quality.api.router")
+api.add_router("/services/applications", "dgov.services.process_api.router")  # 办件 (docs/services.md)
 api.add_router("/licences/", "dgov.licenses.api.router")

@@ -1,0 +1,1 @@
+"""Tests of one-stop services (一网通办)."""
