@@ -156,3 +156,14 @@ def test_concurrent_workers_deliver_each_event_once(handler):
     for pk in ids:
         by_agg.setdefault(OutboxEvent.objects.get(pk=pk).aggregate_id, []).append(pk)
     assert all(v == sorted(v) for v in by_agg.values())
+
+
+@pytest.mark.django_db
+def test_every_periodic_job_answers_a_count():
+    """The worker adds up what its periodic jobs return: each answers an int (here, on an empty platform)."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    for path in settings.WORKER_PERIODIC_JOBS:
+        answer = import_string(path)()
+        assert isinstance(answer, int) and not isinstance(answer, bool), path

@@ -200,3 +200,10 @@ def test_second_completion_of_same_task_loses(world):
     with pytest.raises(applications.TaskConflict):
         applications.complete_task(stale, actor=world["users"]["b"], decision="reject", data={"opinion": "x"})
     assert app.events.filter(kind=ApplicationEvent.Kind.REJECTED).count() == 0
+
+
+def test_sla_job_reports_its_work_as_a_count_for_the_worker():
+    """The worker adds up what periodic jobs return: the SLA job answers a number, never a dict."""
+    from dgov.services import applications
+
+    assert applications.sla_job() == 0

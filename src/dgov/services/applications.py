@@ -548,6 +548,6 @@ def sla_sweep(*, today: datetime.date | None = None, actor="system:worker") -> d
     return counts
 
 
-def sla_job() -> dict:
-    """Entry point for ``WORKER_PERIODIC_JOBS`` (runs :func:`sla_sweep` for today)."""
-    return sla_sweep()
+def sla_job() -> int:
+    """Worker entry point: :func:`sla_sweep` for today; returns how many applications it changed."""
+    return sum(sla_sweep().values())
