@@ -207,3 +207,21 @@ def test_sla_job_reports_its_work_as_a_count_for_the_worker():
     from dgov.services import applications
 
     assert applications.sla_job() == 0
+
+
+def test_holder_index_is_the_verified_identity_blind_index(world, django_user_model):
+    """Applications of verified persons carry the blind index the registries and e-licences use."""
+    from dgov.kernel.fields import blind_index
+    from dgov.licenses.services import holder_index
+
+    citizen = world["users"]["citizen"]
+    assert _submit(world).holder_id == f"account:{citizen.pk}"  # not verified yet
+
+    id_number = "370102199001011231"
+    django_user_model.objects.filter(pk=citizen.pk).update(
+        real_name_level=2, id_number_digest=blind_index(id_number, purpose="resident_id")
+    )
+    citizen.refresh_from_db()
+    app = _submit(world)
+    assert (app.holder_kind, app.holder_id) == ("person", holder_index("person", id_number))
+    assert id_number not in app.holder_id

@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from dgov.kernel.fields import blind_index
 from dgov.kernel.models import Division, Organization
 from dgov.kernel.notify import NotificationTemplate, register_template
 from dgov.kernel.services import audit, calendar
@@ -164,8 +165,20 @@ def _default_division() -> Division:
 
 
 def _holder(applicant) -> tuple[str, str]:
-    """The applicant's subject kind and id for the holder index (account id when no registry link)."""
-    return str(getattr(applicant, "kind", "") or "person")[:16], str(applicant.pk)
+    """The applicant's subject kind and holder index.
+
+    A verified person is indexed by the blind index of their ID number and an enterprise by that of
+    its USCC — the same digests the registries and e-licences use, so an application can be matched
+    with the holder's records and licences; an unverified account by ``account:<id>``.
+    """
+    kind = str(getattr(applicant, "kind", "") or "person")[:16]
+    digest = getattr(applicant, "id_number_digest", "") or ""
+    uscc = getattr(applicant, "enterprise_uscc", "") or ""
+    if kind == "enterprise" and uscc:
+        return kind, blind_index(uscc, purpose="uscc")
+    if digest:
+        return kind, digest
+    return kind, f"account:{applicant.pk}"
 
 
 def form_data(app: Application) -> dict:
