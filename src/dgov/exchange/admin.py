@@ -11,6 +11,7 @@ from dgov.exchange.models import (
     ShareRequest,
     Subscription,
 )
+from dgov.kernel.admin_base import ReadOnlyAdmin
 
 
 class _ServiceManaged(admin.ModelAdmin):
@@ -22,14 +23,6 @@ class _ServiceManaged(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         """Rows are created by the services, after their checks."""
-        return False
-
-
-class _Kept(_ServiceManaged):
-    """Read-only and never deleted: the rows are part of the exchange's history."""
-
-    def has_delete_permission(self, request, obj=None):
-        """The history is kept."""
         return False
 
 
@@ -49,7 +42,7 @@ class GrantAdmin(_ServiceManaged):
 
 
 @admin.register(ExchangeLogEntry)
-class ExchangeLogEntryAdmin(_Kept):
+class ExchangeLogEntryAdmin(ReadOnlyAdmin):  # never deleted: part of the exchange's history
     """The exchange log, read-only (append-only; only the gateway appends)."""
 
     list_display = ("seq", "at", "operation", "consumer_code", "provider_code", "resource_code", "result", "code")
@@ -81,7 +74,7 @@ class DeliveryAdmin(SubscriptionAdmin):
 
 
 @admin.register(DataService)
-class DataServiceAdmin(_Kept):
+class DataServiceAdmin(ReadOnlyAdmin):  # never deleted: part of the exchange's history
     """Department data services, read-only (managed on the workbench or by ``dgov exchange service``, audited)."""
 
     list_display = ("id", "resource", "provider", "endpoint_url", "status", "timeout", "last_check_code", "updated_at")

@@ -56,11 +56,6 @@ _SLUGS = {
 }
 
 
-def _code(key: str) -> str:
-    """The resource code of a URL key (``101001000-000001`` → ``101001000/000001``)."""
-    return key.replace("-", "/", 1) if "/" not in key else key
-
-
 def _refused(request: HttpRequest, exc: services.GatewayRefusal, identifier: str = "") -> HttpResponse:
     """A gateway refusal as problem+json (429 with Retry-After); the identifier is cut out of ``instance``."""
     headers = {"Retry-After": "1"} if exc.status == 429 else None
@@ -134,7 +129,11 @@ def query_record(request: HttpRequest, key: str, payload: QueryIn):
     """As the GET read, with the identifier in the body (the recommended form for personal identifiers)."""
     try:
         return services.gateway_read(
-            request.auth, _code(key), payload.identifier, fields=payload.items or None, request_id=_request_id(request)
+            request.auth,
+            services.resource_code(key),
+            payload.identifier,
+            fields=payload.items or None,
+            request_id=_request_id(request),
         )
     except services.GatewayRefusal as exc:
         return _refused(request, exc)
@@ -171,7 +170,7 @@ def batch_records(request: HttpRequest, key: str, payload: BatchIn):
     try:
         return services.gateway_read_many(
             request.auth,
-            _code(key),
+            services.resource_code(key),
             [value[:64] for value in payload.identifiers],
             fields=payload.items or None,
             request_id=_request_id(request),
@@ -186,7 +185,7 @@ def read_record(request: HttpRequest, key: str, identifier: str, params: Query[R
     fields = [part.strip() for part in params.items.split(",") if part.strip()] or None
     try:
         return services.gateway_read(
-            request.auth, _code(key), identifier, fields=fields, request_id=_request_id(request)
+            request.auth, services.resource_code(key), identifier, fields=fields, request_id=_request_id(request)
         )
     except services.GatewayRefusal as exc:
         return _refused(request, exc, identifier)
@@ -198,7 +197,7 @@ def verify(request: HttpRequest, key: str, payload: VerifyIn):
     try:
         return services.gateway_verify(
             request.auth,
-            _code(key),
+            services.resource_code(key),
             identifier=payload.identifier,
             item=payload.item,
             op=payload.op,
@@ -295,7 +294,7 @@ def get_openapi(request: HttpRequest, params: Query[OpenAPIParams]):
         return problem_response(request, 400, detail=gettext("须且只能指定 resource 或 provider 之一"))
     document = None
     if params.resource:
-        resource = catalog_services.find_resource(_code(params.resource))
+        resource = catalog_services.find_resource(services.resource_code(params.resource))
         if resource is not None:
             document = discovery.openapi_document(resource=resource)
     else:

@@ -257,7 +257,7 @@ def services_of(actor) -> QuerySet[DataService]:
 
 def find_service(resource_code: str) -> DataService | None:
     """The data service of the resource with this code (``/`` or ``-`` form), or None."""
-    code = resource_code if "/" in resource_code else resource_code.replace("-", "/", 1)
+    code = exchange_services.resource_code(resource_code)
     return DataService.objects.select_related("resource", "provider").filter(resource__code=code).first()
 
 

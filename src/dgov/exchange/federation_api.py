@@ -42,11 +42,6 @@ gateway_router = Router(tags=["exchange"], auth=[bearer_auth])
 _SLUGS = {429: "too-many-requests", 400: "bad-request", 403: "forbidden", 404: "not-found", 422: "invalid-data"}
 
 
-def _code(key: str) -> str:
-    """The resource code of a URL key (``101001000-000001`` → ``101001000/000001``)."""
-    return key.replace("-", "/", 1) if "/" not in key else key
-
-
 # --- Peers' side ------------------------------------------------------------------------------------
 
 
@@ -182,7 +177,9 @@ def _gateway_refused(request: HttpRequest, exc: services.GatewayRefusal) -> Http
 def remote_query(request: HttpRequest, peer: str, key: str, payload: RemoteQueryIn):
     """Read granted items of a record of a peer's resource (logged here and at the peer)."""
     try:
-        return exchange.remote_read(request.auth, peer, _code(key), payload.identifier, fields=payload.items)
+        return exchange.remote_read(
+            request.auth, peer, services.resource_code(key), payload.identifier, fields=payload.items
+        )
     except services.GatewayRefusal as exc:
         return _gateway_refused(request, exc)
 
@@ -194,7 +191,7 @@ def remote_verify(request: HttpRequest, peer: str, key: str, payload: RemoteVeri
         return exchange.remote_verify(
             request.auth,
             peer,
-            _code(key),
+            services.resource_code(key),
             identifier=payload.identifier,
             item=payload.item,
             op=payload.op,

@@ -144,6 +144,11 @@ def _audit_actor(actor):
 # --- Requests and decisions -----------------------------------------------------------------------
 
 
+def resource_code(key: str) -> str:
+    """The resource code of a key as URLs and forms carry it (``101001000-000001`` → ``101001000/000001``)."""
+    return key if "/" in key else key.replace("-", "/", 1)
+
+
 def requestable_items(resource: InformationResource) -> dict[str, dict]:
     """The items of the resource's live published version, by code (empty when nothing is published)."""
     if resource.published_version_id is None or resource.status == InformationResource.Status.RETIRED:

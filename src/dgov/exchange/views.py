@@ -79,7 +79,7 @@ def _add_for_resource(request, fields: tuple[str, ...], add) -> tuple[dict, Http
     if request.method != "POST":
         return dict.fromkeys(fields, ""), None, []
     form = {key: request.POST.get(key, "").strip() for key in fields}
-    code = form["resource"] if "/" in form["resource"] else form["resource"].replace("-", "/", 1)
+    code = services.resource_code(form["resource"])
     resource = catalog_services.find_resource(code) if code else None
     if resource is None:
         return form, None, [gettext("信息资源不存在或未发布。")]
