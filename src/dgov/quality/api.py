@@ -332,10 +332,11 @@ def run_detail(request: HttpRequest, run_id: int):
     if run is None or not services.can_view_registry(principal, run.registry):
         raise HttpError(404, gettext("质量检查记录不存在。"))
     results = list(_results(run))
+    prefix = services.sample_prefix(principal, run.registry)  # once, not per result
     return {
         "run": _run_brief(run),
         "summary": scoring.summarize(results).as_dict(),
-        "results": [_result(r, services.run_samples(run, r, principal)) for r in results],
+        "results": [_result(r, services.visible_samples(r.samples, prefix)) for r in results],
     }
 
 

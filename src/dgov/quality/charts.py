@@ -161,20 +161,18 @@ def trend_chart(trend: Trend, *, width: int = 640, height: int = 260, today: dat
 
 def table_rows(trend: Trend) -> list[dict]:
     """The chart's values as table rows, oldest first: the baseline (flagged) and each snapshot."""
-    rows = []
-    for point, is_baseline in [(trend.baseline, True)] * (trend.baseline is not None) + [
-        (p, False) for p in trend.points
-    ]:
-        rows.append(
-            {
-                "day": point.day,
-                "baseline": is_baseline,
-                "score": point.score,
-                "grade": point.grade,
-                "dimensions": [point.dimensions.get(dimension) for dimension in Dimension.values],
-                "rules": point.rules,
-                "failed": point.failed,
-                "open_orders": point.open_orders,
-            }
-        )
-    return rows
+    seen = [(trend.baseline, True)] if trend.baseline is not None else []
+    seen += [(point, False) for point in trend.points]
+    return [
+        {
+            "day": point.day,
+            "baseline": is_baseline,
+            "score": point.score,
+            "grade": point.grade,
+            "dimensions": [point.dimensions.get(dimension) for dimension in Dimension.values],
+            "rules": point.rules,
+            "failed": point.failed,
+            "open_orders": point.open_orders,
+        }
+        for point, is_baseline in seen
+    ]

@@ -41,8 +41,6 @@ from dgov.quality.rules import SOURCE, Check, Column, Context, RuleSpec, compile
 
 __all__ = ["EngineError", "Evaluation", "Outcome", "build_query", "columns_of", "evaluate"]
 
-SOURCE_ALIAS = SOURCE
-
 
 class EngineError(Exception):
     """The query could not run (a source that cannot be read, a rule DuckDB refuses); the message says why."""
@@ -100,7 +98,7 @@ def columns_of(relation) -> dict[str, Column]:
 
 
 def build_query(
-    checks: Sequence[Check], *, key: str, order: str, samples: int, extra: Sequence[str] = ()
+    checks: Sequence[Check], *, key: str, order: str, samples: int
 ) -> tuple[str, list[tuple[str, int, Check]]]:
     """The single SQL statement for ``checks`` and the layout of its one result row.
 
@@ -154,7 +152,7 @@ def build_query(
         layout.append(("row", index, check))
         index += 1
     parts = [f"{quote(name)} AS ({sql})" for name, sql in ctes.items()]
-    parts.append(f"_dq_base AS (SELECT {', '.join(base_columns)} FROM {SOURCE_ALIAS} AS _dq_r {' '.join(joins)})")
+    parts.append(f"_dq_base AS (SELECT {', '.join(base_columns)} FROM {SOURCE} AS _dq_r {' '.join(joins)})")
     parts.append(f"_dq_flags AS (SELECT *{''.join(', ' + flag for flag in flags)} FROM _dq_base)")
     sql = f"WITH {', '.join(parts)} SELECT {', '.join(selects)} FROM _dq_flags"
     return sql, layout
@@ -210,10 +208,10 @@ def evaluate(
     if len(set(codes)) != len(codes):
         raise ValueError("rule codes must be unique within one evaluation")
     order = order or key
-    sql, layout = build_query(checks, key=key, order=order, samples=samples, extra=extra)
+    sql, layout = build_query(checks, key=key, order=order, samples=samples)
     started = time.perf_counter()
     try:
-        row = relation.query(SOURCE_ALIAS, sql).fetchall()[0]
+        row = relation.query(SOURCE, sql).fetchall()[0]
     except duckdb.Error as exc:
         raise EngineError(_error_text(exc)) from exc
     outcomes: dict[str, Outcome] = {}
@@ -261,9 +259,9 @@ def _sample_rows(relation, *, key: str, order: str, columns: Sequence[str], keys
     names = list(dict.fromkeys((key, *columns)))
     projections = ", ".join(f"CAST({quote(name)} AS VARCHAR) AS {quote(name)}" for name in names)
     wanted = ", ".join(_sql_value(v) for v in values)
-    sql = f"SELECT {quote(order)}, {projections} FROM {SOURCE_ALIAS} WHERE {quote(order)} IN ({wanted})"
+    sql = f"SELECT {quote(order)}, {projections} FROM {SOURCE} WHERE {quote(order)} IN ({wanted})"
     try:
-        fetched = relation.query(SOURCE_ALIAS, sql).fetchall()
+        fetched = relation.query(SOURCE, sql).fetchall()
     except duckdb.Error as exc:
         raise EngineError(_error_text(exc)) from exc
     rows = {}

@@ -25,7 +25,7 @@ import sys
 import traceback
 
 
-def _work(inp, out) -> tuple[str, object]:
+def _work(inp) -> tuple[str, object]:
     """Handle the parent's messages until the end; return the answer."""
     from dgov.kernel.crypto import CryptoError
     from dgov.kernel.fields import open_sealed
@@ -65,7 +65,7 @@ def main() -> None:
     """Entry point of ``python -m dgov.quality.extract_worker``."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     try:
-        answer = _work(inp, out)
+        answer = _work(inp)
     except EOFError:
         return  # the parent stopped (it failed or was interrupted): nothing to answer
     except Exception:  # noqa: BLE001 - reported to the parent, which fails the run

@@ -297,10 +297,7 @@ def may_cancel(actor, order: RectificationOrder | None = None) -> bool:
 
 def order_samples(order: RectificationOrder, actor) -> list[dict]:
     """The order's masked samples that the actor may see (within the actor's division scope of the registry)."""
-    prefix = services._sample_prefix(actor, order.registry)
-    if prefix is None:
-        return []
-    return [s for s in order.samples or [] if not prefix or (s.get("division") or "").startswith(prefix)]
+    return services.visible_samples(order.samples, services.sample_prefix(actor, order.registry))
 
 
 # --- Deadlines ------------------------------------------------------------------------------------------------
@@ -715,22 +712,30 @@ def sync_run(run: QualityRun, *, actor=None) -> SyncReport:
     results: list[RuleResult] = list(run.results.select_related("rule", "owner").order_by("rule_code"))
     severities = dict(QualityRule.objects.filter(registry=registry).values_list("code", "severity"))
     with transaction.atomic():
+        # The departments holding an active order per finding: one query instead of two per rule.
+        holders: dict[str, set[int]] = {}
+        for key, department_id in RectificationOrder.objects.filter(
+            registry=registry, source=Source.RULE, status__in=ACTIVE
+        ).values_list("finding_key", "department_id"):
+            holders.setdefault(key, set()).add(department_id)
         for result in results:
             if not result.checked:
                 continue  # nothing could be checked: neither a failure nor a pass
-            stale = (
-                RectificationOrder.objects.select_for_update()
-                .filter(registry=registry, source=Source.RULE, finding_key=result.rule_code, status__in=ACTIVE)
-                .exclude(department_id=result.owner_id)
-            )
-            for order in stale.select_related("registry", "department"):
-                _close_cancelled(
-                    order,
-                    actor=actor,
-                    reason=_("规则的责任部门已变更为%(department)s") % {"department": result.owner.name},
-                    data={"new_department": result.owner.code, **_run_ref(run)},
+            held = holders.get(result.rule_code, set())
+            if held - {result.owner_id}:  # the rule's responsible department changed
+                stale = (
+                    RectificationOrder.objects.select_for_update(of=("self",))
+                    .filter(registry=registry, source=Source.RULE, finding_key=result.rule_code, status__in=ACTIVE)
+                    .exclude(department_id=result.owner_id)
                 )
-                report.cancelled.append(order.code)
+                for order in stale.select_related("registry", "department"):
+                    _close_cancelled(
+                        order,
+                        actor=actor,
+                        reason=_("规则的责任部门已变更为%(department)s") % {"department": result.owner.name},
+                        data={"new_department": result.owner.code, **_run_ref(run)},
+                    )
+                    report.cancelled.append(order.code)
             if result.failed:
                 order, opened = _raise(
                     source=Source.RULE,
@@ -753,7 +758,7 @@ def sync_run(run: QualityRun, *, actor=None) -> SyncReport:
                     rule=result.rule,
                 )
                 (report.opened if opened else report.updated).append(order.code)
-            else:
+            elif result.owner_id in held:
                 order = clear_finding(
                     registry=registry, finding_key=result.rule_code, department=result.owner, actor=actor, run=run
                 )
@@ -790,7 +795,7 @@ def on_rule_disabled(rule: QualityRule, *, actor) -> list[str]:
     cancelled = []
     with transaction.atomic():
         orders = (
-            RectificationOrder.objects.select_for_update()
+            RectificationOrder.objects.select_for_update(of=("self",))
             .filter(Q(rule=rule) | Q(source=Source.RULE, registry_id=rule.registry_id, finding_key=rule.code))
             .filter(status__in=ACTIVE)
         )

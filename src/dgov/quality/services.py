@@ -86,12 +86,14 @@ __all__ = [
     "rule_type_choices",
     "run_registry",
     "run_samples",
+    "sample_prefix",
     "set_rule_enabled",
     "start_run",
     "visible_registries",
+    "visible_samples",
 ]
 
-DATA_ADMIN_KIND = "DSJ"
+DATA_ADMIN_KIND = registry_services.DATA_ADMIN_KIND  # 大数据局
 DEFAULT_SAMPLES = 20
 WORKER_ACTOR = "system:quality-worker"  # queued runs executed by `dgov worker` (the requester is on the run)
 MAX_SAMPLES = 200
@@ -151,24 +153,28 @@ def may_write_sql(actor) -> bool:
     return _is_system(actor) or registry_services.is_admin(actor)
 
 
-def _is_data_admin(actor) -> bool:
-    """Any active DSJ official (people or the department's clients read the quality of every registry)."""
-    department = registry_services.department_of(actor)
-    return bool(department is not None and department.is_active and department.kind == DATA_ADMIN_KIND)
-
-
 def can_view_registry(actor, registry: Registry) -> bool:
-    """Whether the actor may read the registry's quality results (those who may read the registry)."""
-    if _is_system(actor) or registry_services.is_admin(actor) or _is_data_admin(actor):
+    """Whether the actor may read the registry's quality results (those who may read the registry).
+
+    Active data administrators (DSJ, people or their clients) read every registry: ``can_read`` says so.
+    """
+    if _is_system(actor) or registry_services.is_admin(actor):
         return True
     return registry_services.can_read(registry, registry_services.department_of(actor))
 
 
-def _sample_prefix(actor, registry: Registry) -> str | None:
+def sample_prefix(actor, registry: Registry) -> str | None:
     """The division prefix of the samples the actor may see (None: none, "": all)."""
     if _is_system(actor):
         return ""
     return registry_services.reader_scope(registry, actor)
+
+
+def visible_samples(samples: list[dict] | None, prefix: str | None) -> list[dict]:
+    """The stored samples within a :func:`sample_prefix` (None: none, "": all)."""
+    if prefix is None:
+        return []
+    return [sample for sample in samples or [] if not prefix or (sample.get("division") or "").startswith(prefix)]
 
 
 def can_view_department(actor, organization: Organization) -> bool:
@@ -669,17 +675,6 @@ def run_registry(
     return execute_run(run, actor=actor, samples=samples, progress=progress)
 
 
-class _Progress:
-    """Adapts the runner's stages to a ``progress(stage, done, total)`` callback."""
-
-    def __init__(self, callback):
-        self.callback = callback
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.callback is not None:
-            self.callback(stage, done, total)
-
-
 def _samples_setting(samples: int | None) -> int:
     """How many failing rows to keep per rule."""
     value = samples if samples is not None else getattr(settings, "QUALITY_SAMPLES", DEFAULT_SAMPLES)
@@ -760,7 +755,7 @@ def execute_run(
 
     ``progress(stage, done, total)`` is told ``load`` (records read), ``evaluate`` and ``save``.
     """
-    report = _Progress(progress)
+    report = progress or (lambda stage, done, total: None)
     actor = actor if actor is not None else WORKER_ACTOR
     updated = QualityRun.objects.filter(pk=run.pk, status=QualityRun.Status.QUEUED).update(
         status=QualityRun.Status.RUNNING, started_at=timezone.now()
@@ -955,12 +950,7 @@ def registry_scores(actor) -> list[tuple[Registry, QualityRun | None]]:
 
 def run_samples(run: QualityRun, result: RuleResult, actor) -> list[dict]:
     """A result's samples the actor may see (within their division scope)."""
-    prefix = _sample_prefix(actor, run.registry)
-    if prefix is None:
-        return []
-    return [
-        sample for sample in result.samples or [] if not prefix or (sample.get("division") or "").startswith(prefix)
-    ]
+    return visible_samples(result.samples, sample_prefix(actor, run.registry))
 
 
 @dataclass

@@ -18,6 +18,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from dgov.kernel import dataload
 from dgov.kernel.models import Organization
 from dgov.quality import charts, rectification, scoring, services, trends
 from dgov.quality import io as quality_io
@@ -86,9 +87,7 @@ def upload(request):
             if upload_file.size > quality_io.MAX_BYTES:
                 raise quality_io.RuleSetError(gettext("规则文件过大（上限 4 MiB）"))
             text = upload_file.read().decode("utf-8-sig")
-            name = upload_file.name.lower()
-            fmt = "json" if name.endswith(".json") else "yaml" if name.endswith((".yaml", ".yml")) else ""
-            rules = quality_io.parse_rule_set(text, fmt=fmt)
+            rules = quality_io.parse_rule_set(text, fmt=dataload.format_of(upload_file.name))
             report = services.load_rules(
                 rules, actor=user, source=upload_file.name, dry_run=form.cleaned_data["dry_run"]
             )
@@ -160,7 +159,8 @@ def run(request, run_id: int):
     if found is None or not services.can_view_registry(user, found.registry):
         raise Http404(gettext("质量检查记录不存在。"))
     results = list(found.results.select_related("owner", "resource").order_by("dimension", "rule_code"))
-    rows = [{"result": r, "samples": services.run_samples(found, r, user)} for r in results]
+    prefix = services.sample_prefix(user, found.registry)  # once, not per result
+    rows = [{"result": r, "samples": services.visible_samples(r.samples, prefix)} for r in results]
     context = {
         "run": found,
         "rows": rows,
