@@ -225,3 +225,16 @@ def test_holder_index_is_the_verified_identity_blind_index(world, django_user_mo
     app = _submit(world)
     assert (app.holder_kind, app.holder_id) == ("person", holder_index("person", id_number))
     assert id_number not in app.holder_id
+
+
+def test_enterprise_applications_carry_the_uscc_blind_index(world, django_user_model):
+    """A verified enterprise is indexed by its USCC's blind index, as its e-licences are."""
+    from dgov.licenses.services import holder_index
+
+    uscc = "91370100MA3C00042X"
+    company = django_user_model.objects.create_user(username="p-company", password="x", kind="enterprise")
+    django_user_model.objects.filter(pk=company.pk).update(real_name_level=2, enterprise_uscc=uscc)
+    company.refresh_from_db()
+    app = applications.submit(world["item"], applicant=company, data=GOOD, actor=company)
+    assert (app.holder_kind, app.holder_id) == ("enterprise", holder_index("enterprise", uscc))
+    assert uscc not in app.holder_id

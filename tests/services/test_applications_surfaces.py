@@ -113,3 +113,26 @@ def test_inbox_and_correction_through_pages(world, client):
     c.post(f"/services/my/{app.number}/", {"name": "王小明", "age": "31", "purpose": "自用"})
     app.refresh_from_db()
     assert app.status == Application.Status.SUBMITTED and app.paused_since is None
+
+
+def test_api_list_of_own_applications_does_not_query_per_application(world, client):
+    """我的办件 over the API: the open tasks of every listed application come in one query, not one each."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from dgov.services import applications
+
+    citizen = world["users"]["citizen"]
+    c = _client(client, citizen)
+
+    def list_queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            body = c.get(API).json()
+        assert all(len(a["tasks"]) == 1 and a["tasks"][0]["node"] == "accept" for a in body)
+        return len(captured)
+
+    applications.submit(world["item"], applicant=citizen, data=GOOD, actor=citizen)
+    one = list_queries()
+    for _ in range(3):
+        applications.submit(world["item"], applicant=citizen, data=GOOD, actor=citizen)
+    assert list_queries() == one

@@ -18,6 +18,7 @@ computed from) and an audit record, and takes the acting user keyword-only.
 from __future__ import annotations
 
 import datetime
+import json
 import secrets
 
 from django.conf import settings
@@ -28,13 +29,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from SpiffWorkflow.util.task import TaskState
 
-from dgov.kernel.fields import blind_index
 from dgov.kernel.models import Division, Organization
 from dgov.kernel.notify import NotificationTemplate, register_template
 from dgov.kernel.services import audit, calendar
 from dgov.kernel.services.notify import notify
 from dgov.kernel.services.organizations import find_department
+from dgov.licenses.models import HolderKind
+from dgov.licenses.services import holder_index
 from dgov.services import processes
 from dgov.services.form_schema import validate_form
 from dgov.services.models_process import Application, ApplicationEvent, ApplicationTask
@@ -60,6 +63,8 @@ DECISIONS = {
     "decide": ("approve", "deny"),
 }
 DEFAULT_DECISIONS = ("pass",)
+#: Task statuses that still wait for someone (待办).
+LIVE = (ApplicationTask.Status.OPEN, ApplicationTask.Status.CLAIMED)
 DECISION_LABELS = {
     "accept": gettext_lazy("受理"),
     "reject": gettext_lazy("不予受理"),
@@ -135,15 +140,12 @@ def _event(app: Application, kind: str, actor, **detail) -> ApplicationEvent:
 
 def _new_number() -> str:
     """A unique, unguessable-enough application number: date + random digits."""
-    return timezone.localdate().strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(10))
+    return _today().strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(10))
 
 
 def _competent_department(item, division: Division) -> Organization:
     """The item's implementing organization at the division, else its department kind there (or above)."""
-    try:
-        impl = item.implementations.filter(division_code=division.code).select_related("organization").first()
-    except AttributeError:  # pragma: no cover - catalogue without implementations
-        impl = None
+    impl = item.implementations.filter(division_code=division.code).select_related("organization").first()
     if impl is not None:
         return impl.organization
     node = division
@@ -174,8 +176,8 @@ def _holder(applicant) -> tuple[str, str]:
     kind = str(getattr(applicant, "kind", "") or "person")[:16]
     digest = getattr(applicant, "id_number_digest", "") or ""
     uscc = getattr(applicant, "enterprise_uscc", "") or ""
-    if kind == "enterprise" and uscc:
-        return kind, blind_index(uscc, purpose="uscc")
+    if kind == HolderKind.ENTERPRISE and uscc:
+        return kind, holder_index(HolderKind.ENTERPRISE, uscc)
     if digest:
         return kind, digest
     return kind, f"account:{applicant.pk}"
@@ -183,19 +185,19 @@ def _holder(applicant) -> tuple[str, str]:
 
 def form_data(app: Application) -> dict:
     """The application's form data (decrypted)."""
-    import json
-
     return json.loads(app.form_data or "{}")
+
+
+def _dump_form(cleaned: dict) -> str:
+    """Validated form data as stored (sealed by the encrypted field)."""
+    return json.dumps(cleaned, ensure_ascii=False, sort_keys=True)
 
 
 def _sync_tasks(app: Application, workflow) -> list[ApplicationTask]:
     """Create ApplicationTask rows for new READY user tasks; cancel rows whose engine task is gone."""
     ready = processes.ready_user_tasks(workflow)
     ready_ids = {str(t.id) for t in ready}
-    live = {
-        t.spiff_id: t
-        for t in app.tasks.filter(status__in=[ApplicationTask.Status.OPEN, ApplicationTask.Status.CLAIMED])
-    }
+    live = {t.spiff_id: t for t in app.tasks.filter(status__in=LIVE)}
     for spiff_id, row in live.items():
         if spiff_id not in ready_ids:
             row.status = ApplicationTask.Status.CANCELLED
@@ -224,8 +226,6 @@ def _end_status(workflow) -> str | None:
     """The final status when the process has completed (by its end event), else None."""
     if not workflow.is_completed():
         return None
-    from SpiffWorkflow.util.task import TaskState
-
     for task in workflow.get_tasks(state=TaskState.COMPLETED):
         if task.task_spec.name in END_STATUS:
             return END_STATUS[task.task_spec.name]
@@ -276,8 +276,6 @@ def submit(
         raise ValidationError(errors)
     division = division or _default_division()
     department = _competent_department(item, division)
-    import json
-
     with transaction.atomic():
         definition = processes.definition_for(item.process_key or "review", actor=actor)
         workflow = processes.new_workflow(definition)
@@ -292,7 +290,7 @@ def submit(
             division=division,
             department=department,
             definition=definition,
-            form_data=json.dumps(cleaned, ensure_ascii=False, sort_keys=True),
+            form_data=_dump_form(cleaned),
             channel=channel,
             workflow_state=processes.dump_state(workflow),
             promised_due=calendar.add_working_days(today, item.promised_limit_days),
@@ -343,13 +341,13 @@ def claim_task(task: ApplicationTask, *, actor) -> ApplicationTask:
 
 
 def decisions_for(task: ApplicationTask) -> tuple[str, ...]:
-    """The decisions an official may take on this task."""
+    """The decisions an official may take on this task (none on the applicant's 补正 task)."""
+    if task.lane == processes.APPLICANT_LANE:
+        return ()
     return DECISIONS.get(task.spec_name, DEFAULT_DECISIONS)
 
 
-def _advance(
-    app: Application, task: ApplicationTask, *, actor, engine_data: dict, expected_version: int
-) -> list[ApplicationTask]:
+def _advance(app: Application, task: ApplicationTask, *, engine_data: dict, expected_version: int) -> None:
     """Run the engine task, persist the new state with a version compare-and-swap; the caller holds the row lock."""
     workflow = processes.restore(app.definition, app.workflow_state)
     spiff = next((t for t in processes.ready_user_tasks(workflow) if str(t.id) == task.spiff_id), None)
@@ -359,7 +357,6 @@ def _advance(
     spiff.run()
     workflow.do_engine_steps()
     end = _end_status(workflow)
-    now = timezone.now()
     swapped = Application.objects.filter(pk=app.pk, version=expected_version).update(version=expected_version + 1)
     if not swapped:
         raise TaskConflict(_("该办件已被他人更新，请刷新后重试。"))
@@ -367,10 +364,9 @@ def _advance(
     app.workflow_state = processes.dump_state(workflow)
     if end is not None:
         app.status = end
-        app.completed_at = now
+        app.completed_at = timezone.now()
         app.paused_since = None
-    created = _sync_tasks(app, workflow)
-    return created
+    _sync_tasks(app, workflow)
 
 
 def complete_task(task: ApplicationTask, *, actor, decision: str, data: dict | None = None) -> ApplicationTask:
@@ -391,12 +387,11 @@ def complete_task(task: ApplicationTask, *, actor, decision: str, data: dict | N
             .get(pk=task.application_id)
         )
         row = ApplicationTask.objects.select_for_update().get(pk=task.pk)
-        if row.status not in (ApplicationTask.Status.OPEN, ApplicationTask.Status.CLAIMED):
+        if row.status not in LIVE:
             raise TaskConflict(_("该任务已被他人办结。"))
         if row.status == ApplicationTask.Status.CLAIMED and row.claimed_by_id not in (None, actor.pk):
             raise TaskConflict(_("该任务已被他人认领。"))
-        expected = app.version
-        _advance(app, row, actor=actor, engine_data={"decision": decision}, expected_version=expected)
+        _advance(app, row, engine_data={"decision": decision}, expected_version=app.version)
         now = timezone.now()
         ApplicationTask.objects.filter(pk=row.pk).update(
             status=ApplicationTask.Status.DONE,
@@ -459,8 +454,6 @@ def submit_correction(app: Application, *, actor, data: dict) -> Application:
     cleaned, errors = validate_form(app.item.form_schema or {}, data)
     if errors:
         raise ValidationError(errors)
-    import json
-
     with transaction.atomic():
         locked = Application.objects.select_for_update(of=("self",)).select_related("definition", "item").get(pk=app.pk)
         row = (
@@ -470,11 +463,11 @@ def submit_correction(app: Application, *, actor, data: dict) -> Application:
         )
         if row is None or locked.status != Application.Status.CORRECTION:
             raise TaskConflict(_("该办件当前不需要补正。"))
-        _advance(locked, row, actor=actor, engine_data={"decision": ""}, expected_version=locked.version)
+        _advance(locked, row, engine_data={"decision": ""}, expected_version=locked.version)
         ApplicationTask.objects.filter(pk=row.pk).update(
             status=ApplicationTask.Status.DONE, completed_by=actor, completed_at=timezone.now()
         )
-        locked.form_data = json.dumps(cleaned, ensure_ascii=False, sort_keys=True)
+        locked.form_data = _dump_form(cleaned)
         days = _resume(locked)
         locked.status = Application.Status.SUBMITTED
         locked.save()
@@ -493,7 +486,7 @@ def applications_of(user) -> QuerySet[Application]:
 
 def tasks_for(user, *, include_done: bool = False) -> QuerySet[ApplicationTask]:
     """The task inbox (待办) of an official: tasks of the official's department; an applicant's own tasks otherwise."""
-    statuses = [ApplicationTask.Status.OPEN, ApplicationTask.Status.CLAIMED]
+    statuses = list(LIVE)
     if include_done:
         statuses.append(ApplicationTask.Status.DONE)
     qs = ApplicationTask.objects.filter(status__in=statuses).select_related("application", "application__item")

@@ -456,9 +456,33 @@ class LoadReport(dataload.LoadReport):
     summary_text = gettext_noop("新增 %(created)d 个、更新 %(updated)d 个、未变 %(unchanged)d 个事项或一件事。")
 
 
+#: The item fields a catalogue entry sets.
+_DRAFT_KEYS = (
+    "name",
+    "legal_basis",
+    "conditions",
+    "keywords",
+    "summary",
+    "type",
+    "department_kind",
+    "levels",
+    "holder_kinds",
+    "online_depth",
+    "legal_limit_days",
+    "promised_limit_days",
+    "visits",
+    "fees",
+    "steps",
+    "form_schema",
+    "process_key",
+    "produces_licence_type",
+    "status",
+)
+
+
 def _canonical_item(item: ServiceItem) -> dict[str, Any]:
     """The stored item and materials in the shape of a draft, to tell whether a load changes it."""
-    values = {key: getattr(item, key) for key in _draft_keys()}
+    values = {key: getattr(item, key) for key in _DRAFT_KEYS}
     values["produces_licence_type"] = item.produces_licence_type_id
     materials = [
         {
@@ -476,31 +500,6 @@ def _canonical_item(item: ServiceItem) -> dict[str, Any]:
         for m in item.materials.all()
     ]
     return {"values": values, "materials": materials}
-
-
-def _draft_keys() -> tuple[str, ...]:
-    """The item fields a catalogue entry sets."""
-    return (
-        "name",
-        "legal_basis",
-        "conditions",
-        "keywords",
-        "summary",
-        "type",
-        "department_kind",
-        "levels",
-        "holder_kinds",
-        "online_depth",
-        "legal_limit_days",
-        "promised_limit_days",
-        "visits",
-        "fees",
-        "steps",
-        "form_schema",
-        "process_key",
-        "produces_licence_type",
-        "status",
-    )
 
 
 def _canonical_draft(draft: _ItemDraft) -> dict[str, Any]:

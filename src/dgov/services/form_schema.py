@@ -14,6 +14,8 @@ import re
 
 from django.utils.translation import gettext as _
 
+from dgov.kernel.validators import is_valid_resident_id, is_valid_uscc
+
 __all__ = ["validate_form", "fields_of"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -39,13 +41,9 @@ def _format_ok(fmt: str, value: str) -> bool:
     if fmt == "phone":
         return bool(_PHONE.match(value))
     if fmt == "cn-ric":
-        from stdnum.cn import ric
-
-        return ric.is_valid(value)
+        return is_valid_resident_id(value)
     if fmt == "cn-uscc":
-        from stdnum.cn import uscc
-
-        return uscc.is_valid(value)
+        return is_valid_uscc(value)
     return True
 
 

@@ -23,6 +23,7 @@ import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext
 from ninja import Field, Router, Schema, Status
@@ -34,6 +35,10 @@ from dgov.services import applications
 from dgov.services.models import Application, ApplicationTask, ServiceItem
 
 router = Router(tags=["services"], auth=[bearer_auth, session_auth])
+# The open tasks of applications, fetched once per list (the reverse relation fills ``task.application``).
+_OPEN_TASKS = Prefetch(
+    "tasks", queryset=ApplicationTask.objects.filter(status__in=applications.LIVE), to_attr="open_tasks"
+)
 
 
 class SubmitIn(Schema):
@@ -100,14 +105,14 @@ def _task_out(task: ApplicationTask) -> dict:
         "node": task.spec_name,
         "lane": task.lane,
         "status": task.status,
-        "decisions": list(applications.decisions_for(task)) if task.lane != "applicant" else [],
+        "decisions": list(applications.decisions_for(task)),
         "created_at": task.created_at,
     }
 
 
 def _app_out(app: Application) -> dict:
-    """An application as ApplicationOut data."""
-    open_tasks = app.tasks.filter(status__in=["open", "claimed"]).select_related("application__item")
+    """An application as ApplicationOut data (its open tasks are fetched unless already prefetched)."""
+    prefetch_related_objects([app], _OPEN_TASKS)
     return {
         "number": app.number,
         "item": app.item.basic_code,
@@ -122,7 +127,7 @@ def _app_out(app: Application) -> dict:
         "paused": app.paused_since is not None,
         "paused_days": app.paused_days,
         "overdue": app.overdue,
-        "tasks": [_task_out(t) for t in open_tasks],
+        "tasks": [_task_out(t) for t in app.open_tasks],
     }
 
 
@@ -163,7 +168,7 @@ def submit(request: HttpRequest, payload: SubmitIn):
 @router.get("", response=list[ApplicationOut], summary="我的办件")
 def mine(request: HttpRequest):
     """The caller's own applications, newest first (at most 100)."""
-    return [_app_out(a) for a in applications.applications_of(request.auth)[:100]]
+    return [_app_out(a) for a in applications.applications_of(request.auth).prefetch_related(_OPEN_TASKS)[:100]]
 
 
 @router.get("/tasks", response=list[TaskOut], summary="待办任务")

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from dgov.services import applications
 from dgov.services.applications import DECISION_LABELS
 from dgov.services.form_schema import fields_of
-from dgov.services.models import Application, ServiceItem
+from dgov.services.models import Application, ApplicationTask, ServiceItem
 
 
 def _form_fields(schema: dict, values: dict, errors: dict) -> list[dict]:
@@ -155,9 +155,7 @@ def task(request, task_id: int):
     if found is None:
         raise Http404
     app = found.application
-    decisions = (
-        [(d, DECISION_LABELS[d]) for d in applications.decisions_for(found)] if found.lane != "applicant" else []
-    )
+    decisions = [(d, DECISION_LABELS[d]) for d in applications.decisions_for(found)]
     data = applications.form_data(app)
     labels = {name: prop.get("title", name) for name, prop, _ in fields_of(app.item.form_schema or {})}
     return render(
@@ -168,7 +166,7 @@ def task(request, task_id: int):
             "app": app,
             "decisions": decisions,
             "data": [(labels.get(k, k), v) for k, v in data.items()],
-            "history": app.tasks.filter(status="done").select_related("completed_by"),
+            "history": app.tasks.filter(status=ApplicationTask.Status.DONE).select_related("completed_by"),
             "events": app.events.all(),
         },
     )

@@ -15,7 +15,6 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
@@ -35,7 +34,12 @@ def _official(request):
 
 def _departments() -> list[tuple[str, str]]:
     """(kind, Chinese name) of the departments that have active items, for the filter."""
-    kinds = ServiceItem.objects.filter(status=ServiceItem.Status.ACTIVE).values_list("department_kind", flat=True)
+    kinds = (
+        ServiceItem.objects.filter(status=ServiceItem.Status.ACTIVE)
+        .values_list("department_kind", flat=True)
+        .order_by()
+        .distinct()
+    )
     return sorted({(kind, catalogue.department_label(kind)) for kind in kinds})
 
 
@@ -63,14 +67,6 @@ def index(request):
             "bundles": Bundle.objects.filter(is_active=True),
         },
     )
-
-
-def _apply_url(code: str) -> str:
-    """The online application page of an item (built by the applications side)."""
-    try:
-        return reverse("services:apply", kwargs={"code": code})
-    except NoReverseMatch:
-        return f"/services/items/{code}/apply/"
 
 
 def item(request, code: str):
@@ -101,8 +97,6 @@ def item(request, code: str):
             "department_name": catalogue.department_label(found.department_kind),
             "materials": materials,
             "windows": windows,
-            "fee_total": sum(f.get("amount_fen", 0) for f in found.fees) / 100,
-            "apply_url": _apply_url(found.basic_code),
             "bundles": found.bundles.filter(is_active=True),
         },
     )
