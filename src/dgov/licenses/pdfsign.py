@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -54,9 +55,10 @@ from dgov.kernel.crypto import CryptoError, sm4_gcm_decrypt, sm4_gcm_encrypt
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit
 from dgov.kernel.services.keys import master_key
-from dgov.licenses import credentials, keys
+from dgov.licenses import credentials, keys, pdf, qr, verification
 from dgov.licenses.models import Credential, IssuerKey, Licence, PdfCertificate
 from dgov.licenses.pdf import SEAL_FIELD, read_identifiers
+from dgov.licenses.verification import Check, CheckStatus, Verdict, VerificationResult
 from dgov.oidc import jose
 
 __all__ = [
@@ -363,9 +365,6 @@ class _PdfRun:
     """One PDF verification: checks in order, stopping at the first failure; never valid on an error."""
 
     def __init__(self, now: datetime.datetime):
-        from dgov.licenses.verification import Check, CheckStatus
-
-        self.Check, self.CheckStatus = Check, CheckStatus
         self.now = now
         self.checks: list = []
         self.identifier = ""
@@ -374,17 +373,15 @@ class _PdfRun:
 
     def passed(self, code: str, reason_code: str, reason: str) -> None:
         """Record a passed check."""
-        self.checks.append(self.Check(code, self.CheckStatus.PASSED, reason_code, reason))
+        self.checks.append(Check(code, CheckStatus.PASSED, reason_code, reason))
 
     def fail(self, code: str, reason_code: str, reason: str, verdict: str):
         """Record a failed check and stop."""
-        self.checks.append(self.Check(code, self.CheckStatus.FAILED, reason_code, reason, verdict))
+        self.checks.append(Check(code, CheckStatus.FAILED, reason_code, reason, verdict))
         raise _Stop
 
     def result(self, verdict: str, summary=None):
         """The verification result of this run."""
-        from dgov.licenses.verification import VerificationResult
-
         return VerificationResult(
             verdict=verdict,
             checks=self.checks,
@@ -404,8 +401,6 @@ def verify_pdf(data: Any, *, now: datetime.datetime | None = None):
     Returns a :class:`~dgov.licenses.verification.VerificationResult` (``kind`` ``pdf``); the
     verify page and API call this for an uploaded file.
     """
-    from dgov.licenses.verification import Verdict
-
     run = _PdfRun(now or timezone.now())
     try:
         return _verify(run, data)
@@ -414,15 +409,13 @@ def verify_pdf(data: Any, *, now: datetime.datetime | None = None):
         return run.result(failed[-1].verdict if failed else Verdict.ERROR)
     except Exception:  # noqa: BLE001 - never answer valid (or crash) on an error
         logger.exception("licence PDF verification failed")
-        run.checks.append(run.Check("internal", run.CheckStatus.FAILED, "internal", _("核验过程出错"), Verdict.ERROR))
+        run.checks.append(Check("internal", CheckStatus.FAILED, "internal", _("核验过程出错"), Verdict.ERROR))
         return run.result(Verdict.ERROR)
 
 
 def _verify(run: _PdfRun, data: Any):
     """The checks of :func:`verify_pdf` (raises :class:`_Stop` at the first failure)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
-
-    from dgov.licenses.verification import Verdict
 
     limit = int(getattr(settings, "LICENCE_PDF_MAX_BYTES", MAX_PDF_BYTES))
     if not isinstance(data, bytes | bytearray | memoryview) or not data:
@@ -489,8 +482,6 @@ def _check_signature(run: _PdfRun, reader, signature):
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
-    from dgov.licenses.verification import Verdict
-
     try:
         signed_at = signature.self_reported_timestamp
     except Exception:  # noqa: BLE001 - a mangled /M is a bad signature
@@ -529,8 +520,6 @@ def _check_signature(run: _PdfRun, reader, signature):
 
 def _check_signer(run: _PdfRun, status) -> PdfCertificate:
     """The signing certificate is a seal certificate of this instance whose key is not revoked."""
-    from dgov.licenses.verification import Verdict
-
     fingerprint = hashlib.sha256(status.signing_cert.dump()).hexdigest()
     seal = (
         PdfCertificate.objects.select_related("key", "key__organization")
@@ -547,8 +536,6 @@ def _check_signer(run: _PdfRun, status) -> PdfCertificate:
 
 def _check_identifier(run: _PdfRun, reader, signature, seal: PdfCertificate):
     """The licence named in the signed revision's XMP exists and was issued by the signer."""
-    from dgov.licenses.verification import Verdict
-
     found = _described(reader, signature.signed_revision)  # what the issuer signed, not a later revision
     identifier, version_text = found.get("identifier", ""), found.get("version", "")
     if not identifier or "\x00" in identifier + version_text + found.get("credential_id", ""):
@@ -578,9 +565,6 @@ def _check_identifier(run: _PdfRun, reader, signature, seal: PdfCertificate):
 
 def _check_licence(run: _PdfRun, licence: Licence, version: int):
     """The licence's status through the credential of the signed version (the verification module's checks)."""
-    from dgov.licenses import verification
-    from dgov.licenses.verification import Verdict
-
     credential = Credential.objects.filter(licence=licence, version=version).first()
     if credential is None:
         run.fail("record", "pdf.unknown_version", _("该证照没有此版本"), Verdict.INVALID)
@@ -600,10 +584,6 @@ def _check_licence(run: _PdfRun, licence: Licence, version: int):
 
 def licence_pdf(licence: Licence, credential: Credential | None = None) -> bytes:
     """The signed PDF of a licence version (default: the current one): drawn, then sealed by its issuer."""
-    import json
-
-    from dgov.licenses import pdf, qr
-
     credential = credential or Credential.objects.get(licence=licence, version=licence.version)
     layout = pdf.resolve_layout(licence.licence_type)
     page = pdf.licence_page(

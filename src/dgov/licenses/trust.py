@@ -155,20 +155,9 @@ def status_retry_seconds() -> float:
     return float(getattr(settings, "LICENCE_REMOTE_STATUS_RETRY_SECONDS", 30))
 
 
-def _utc_text(value: datetime.datetime) -> str:
-    """An XML Schema dateTime in UTC, seconds."""
-    return value.astimezone(datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _instant(value: Any) -> datetime.datetime | None:
-    """An aware datetime from a dateTime with a zone; None when it is not one."""
-    if not isinstance(value, str) or len(value) > 40:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+# The verification's dateTime helpers: UTC text out (seconds, "Z"), zoned instants in.
+_utc_text = verification._utc_text
+_instant = verification._instant
 
 
 def sequence_of(issued: datetime.datetime) -> int:
@@ -934,24 +923,30 @@ class PeerIssuers:
         """The status bits from the issuer's published lists, fetched from its own site and cached."""
         known = self._known(issuer.id)
         prefix = verification.issuer_origin(issuer.id) + verification.STATUS_PATH
+        wanted = [
+            known is not None and ref.url.startswith(prefix) and bool(_DIGITS.match(ref.url[len(prefix) :]))
+            for ref in refs
+        ]
+        urls = {ref.url for ref, ok in zip(refs, wanted, strict=True) if ok}  # empty: no query at all
+        rows = RemoteStatusList.objects.filter(url__in=urls)
+        cached = {row["url"]: row for row in rows.values("url", "issuer_id", "published", "fetched_at", "ttl_seconds")}
         readings = []
-        for ref in refs:
-            tail = ref.url[len(prefix) :] if ref.url.startswith(prefix) else ""
-            if known is None or not _DIGITS.match(tail):
+        for ref, ok in zip(refs, wanted, strict=True):
+            if not ok:
                 readings.append(verification.StatusReading(None, "status.list_unknown", source="remote"))
                 continue
-            readings.append(self._reading(issuer, known, ref, now))
+            readings.append(self._reading(issuer, known, ref, cached.get(ref.url), now))
         return readings
 
     def _reading(
-        self, issuer: verification.TrustedIssuer, known: _Known, ref: verification.StatusRef, now: datetime.datetime
+        self,
+        issuer: verification.TrustedIssuer,
+        known: _Known,
+        ref: verification.StatusRef,
+        row: dict[str, Any] | None,
+        now: datetime.datetime,
     ) -> verification.StatusReading:
-        """One status bit from the cached list, or from a fresh fetch when the cache is stale."""
-        row = (
-            RemoteStatusList.objects.filter(url=ref.url)
-            .values("issuer_id", "published", "fetched_at", "ttl_seconds")
-            .first()
-        )
+        """One status bit from the cached list ``row``, or from a fresh fetch when the cache is stale."""
         fresh = (
             row is not None
             and row["issuer_id"] == issuer.ref
