@@ -5,11 +5,11 @@ import json
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.db import connection
+from django.db import connection, transaction
 
 from dgov.kernel.models import AuditRecord
 from dgov.licenses import keys, services, statuslist
-from dgov.licenses.models import Credential, Licence, LicenceEvent
+from dgov.licenses.models import Credential, Licence, LicenceEvent, StatusList
 from dgov.oidc import jose
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +163,13 @@ def test_renewal_extends_validity(civil):
     renewed = services.renew(licence, actor=None, reason="到期延续")
     assert renewed.valid_until > datetime.date(2031, 2, 28) and renewed.version == 2
     assert Credential.objects.filter(licence=licence).count() == 2
+
+
+def test_a_new_credential_never_takes_an_index_in_use(marriage_type, civil, monkeypatch):
+    first = services.current_credential(_issue(marriage_type, civil["mz_city"], number="J3701002026000011"))
+    used, free = first.revocation_index, (first.revocation_index + 1) % statuslist.MIN_SIZE
+    draws = iter([used, free])  # the first candidate is taken: it is checked and drawn again
+    monkeypatch.setattr(statuslist.secrets, "randbelow", lambda _n: next(draws, free))
+    with transaction.atomic():
+        [(status_list, index)] = statuslist.allocate(civil["mz_city"], StatusList.Purpose.REVOCATION)
+    assert status_list.pk == first.revocation_list_id and index == free

@@ -27,13 +27,14 @@ from dgov.kernel.services import audit
 from dgov.kernel.validators import is_valid_resident_id
 from dgov.licenses import credentials, services
 from dgov.licenses.models import Credential, HolderKind, Licence, LicenceEvent, LicenceType
-from dgov.registry.services import department_of, is_admin
+from dgov.registry.services import DATA_ADMIN_KIND, department_of, is_admin
 
 __all__ = [
     "LicenceView",
     "find_licence",
     "is_provincial_data_admin",
     "issuable_types",
+    "labelled_items",
     "may_view",
     "refuse_view",
     "search",
@@ -42,7 +43,6 @@ __all__ = [
     "visible_licences",
 ]
 
-DATA_ADMIN_KIND = "DSJ"
 SEARCH_LIMIT = 500
 
 
@@ -203,21 +203,32 @@ def has_personal_data(licence: Licence) -> bool:
     )
 
 
+def labelled_items(licence: Licence, *, masked: bool) -> list[dict[str, Any]]:
+    """The licence's data items as ``{name, label, value}`` in the type's order (personal ones masked if asked)."""
+    data = services.licence_data(licence)
+    declared = {item["name"]: item for item in licence.licence_type.items or []}
+    rows = []
+    for name, item in declared.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if item.get("type") == "enum":
+            value = _choice_label(item, value)
+        elif item.get("type") == "boolean":
+            value = _("是") if value else _("否")
+        if masked:
+            value = _mask_value(item, value)
+        rows.append({"name": name, "label": item.get("label") or name, "value": value})
+    for name in sorted(set(data) - set(declared)):  # items of an earlier type version
+        rows.append({"name": name, "label": name, "value": data[name]})
+    return rows
+
+
 def view_licence(licence: Licence, *, actor, audited: bool = True) -> LicenceView:
     """The licence for display, masked; refused outside the scope; audited (refusals too) when it has personal data."""
     if not may_view(actor, licence):
         raise refuse_view(actor, licence)
-    data = services.licence_data(licence)
-    items = []
-    declared = {item["name"]: item for item in licence.licence_type.items or []}
-    for name, item in declared.items():
-        if name in data:
-            value = _choice_label(item, data[name]) if item.get("type") == "enum" else data[name]
-            if item.get("type") == "boolean":
-                value = _("是") if data[name] else _("否")
-            items.append({"name": name, "label": item.get("label") or name, "value": _mask_value(item, value)})
-    for name in sorted(set(data) - set(declared)):  # items of an earlier type version
-        items.append({"name": name, "label": name, "value": data[name]})
+    items = labelled_items(licence, masked=True)
     personal = has_personal_data(licence)
     if personal and audited:  # not for the answer to a change, which is audited itself
         with transaction.atomic():

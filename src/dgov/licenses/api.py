@@ -286,7 +286,7 @@ def _detail(licence: Licence, principal, *, audited: bool = True) -> dict[str, A
             }
             for event in view.events
         ],
-        "credential_id": services.current_credential(licence).credential_id,
+        "credential_id": next(c.credential_id for c in view.credentials if c.version == licence.version),
     }
 
 

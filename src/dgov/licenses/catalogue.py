@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -52,7 +52,7 @@ from dgov.kernel.services.organizations import find_department
 from dgov.kernel.validators import validate_uscc
 from dgov.licenses import access
 from dgov.licenses.models import HolderKind, Licence, LicenceType
-from dgov.licenses.services import ITEM_TYPES, _actor_label
+from dgov.licenses.services import ITEM_TYPES, _actor_label, _refuse
 from dgov.registry.services import department_of, is_admin
 
 __all__ = [
@@ -74,7 +74,6 @@ __all__ = [
 ]
 
 DEMO_TYPES = Path(__file__).parent / "data" / "types.yaml"
-DATA_ADMIN_KIND = "DSJ"
 SENSITIVITIES = ("public", "internal", "personal")
 SHARING_TYPES = ("unconditional", "conditional", "none")
 # Column names of a bulk-issuance file and licence fields: not available as item names.
@@ -150,19 +149,17 @@ def may_manage_type(actor, department: Organization | None) -> bool:
     return own is not None and own.is_active and own.pk == department.pk
 
 
-def _refuse(action: str, *, actor, target, message: str) -> PermissionDenied:
-    """Audit a refused change (in its own transaction) and return the exception to raise."""
-    with transaction.atomic():
-        audit.record(action, actor=actor, target=target, outcome="denied", detail={"reason": message})
-    return PermissionDenied(message)
-
-
 # --- validation -------------------------------------------------------------------------------------
 
 
 def _is_int(value) -> bool:
     """A true integer (not a bool)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _serial_text(serial) -> str:
+    """A type serial as written in a catalogue entry (``1`` or ``"001"``) as text, to check against ``_SERIAL``."""
+    return f"{serial:03d}" if _is_int(serial) else str(serial).strip()
 
 
 def _text(value, limit: int) -> str | None:
@@ -472,7 +469,7 @@ def _clean_entry(raw, *, existing: LicenceType | None, province_code: str, parti
             except CatalogueError as exc:
                 errors.setdefault("code", []).extend(exc.message_dict["code"])
         elif serial is not None:
-            serial = f"{serial:03d}" if _is_int(serial) else str(serial).strip()
+            serial = _serial_text(serial)
             if not _SERIAL.match(serial):
                 fail("serial", _("序号应为三位数字，如 001"))
             elif department is not None:
@@ -579,7 +576,9 @@ def update_type(
                 "licenses.type.update", actor=actor, target=licence_type, message=_("只有数据管理员可以更换主管部门")
             )
     with transaction.atomic():
-        stored = LicenceType.objects.select_for_update().select_related("department").get(pk=licence_type.pk)
+        stored = (
+            LicenceType.objects.select_for_update(of=("self",)).select_related("department").get(pk=licence_type.pk)
+        )
         draft, errors = _clean_entry(changes, existing=stored, province_code=province_code, partial=True)
         if errors:
             raise CatalogueError(errors)
@@ -638,8 +637,7 @@ def load_types(
         if stored is None and isinstance(raw, Mapping) and not code and raw.get("serial") is not None:
             # A serial names the code once the department is known: look it up as stored, if it is.
             department = _resolve_department(raw.get("department"), province_code)
-            serial = raw["serial"]
-            serial = f"{serial:03d}" if _is_int(serial) else str(serial).strip()
+            serial = _serial_text(raw["serial"])
             if department is not None and _SERIAL.match(serial):
                 code = f"{department.uscc}{serial}"
                 stored = LicenceType.objects.select_related("department").filter(code=code).first()
@@ -685,7 +683,7 @@ def load_types(
                 audit.record("licenses.type.create", actor=actor, target=licence_type, detail=_detail(licence_type))
                 report.created.append(draft.code)
                 continue
-            locked = LicenceType.objects.select_for_update().select_related("department").get(pk=stored.pk)
+            locked = LicenceType.objects.select_for_update(of=("self",)).select_related("department").get(pk=stored.pk)
             changed = _apply(locked, draft.values)
             if not changed:
                 report.unchanged.append(draft.code)

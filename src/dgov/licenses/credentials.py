@@ -199,9 +199,11 @@ def publish(status_list: StatusList, *, alg: str | None = None, now: datetime.da
     """Sign the list's working copy as its published status-list credential; clears ``dirty``."""
     now = now or timezone.now()
     with transaction.atomic():
-        locked = StatusList.objects.select_for_update().select_related("organization").get(pk=status_list.pk)
+        locked = (
+            StatusList.objects.select_for_update(of=("self",)).select_related("organization").get(pk=status_list.pk)
+        )
         key, _key_id = keys.active_key(locked.organization, alg or default_alg())
-        locked.published = jose.sign(status_list_vc(locked, now=now), key, typ="vc+jwt", header={"cty": "vc"})
+        locked.published = sign_vc(status_list_vc(locked, now=now), key)
         locked.published_version += 1
         locked.published_at = now
         locked.dirty = False

@@ -104,8 +104,11 @@ def record_issued(licences: Sequence[Licence]) -> int:
 def record_changed(licence: Licence) -> bool:
     """Update (or create, when missing) the index record of a changed licence; whether it was written."""
     registry = installed()
-    if registry is None:
-        return False
+    return registry is not None and _write_changed(registry, licence)
+
+
+def _write_changed(registry: Registry, licence: Licence) -> bool:
+    """Update or create the index record of ``licence`` in the installed library; whether it was written."""
     values = index_values(licence)
     try:
         with transaction.atomic():
@@ -120,14 +123,15 @@ def record_changed(licence: Licence) -> bool:
 
 def reindex(queryset=None, *, progress=None) -> int:
     """Write (create or bring up to date) the index record of every licence, e.g. after installing the library."""
-    if installed() is None:
+    registry = installed()
+    if registry is None:
         return 0
     licences = (queryset if queryset is not None else Licence.objects.all()).select_related(
         "licence_type", "issuer", "issuer__division"
     )
     written = 0
     for licence in licences.order_by("pk").iterator(chunk_size=500):
-        written += record_changed(licence)
+        written += _write_changed(registry, licence)
         if progress is not None:
             progress(1)
     return written

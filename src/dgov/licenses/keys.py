@@ -154,7 +154,9 @@ def rotate_key(organization: Organization, alg: str, *, actor) -> IssuerKey:
 def revoke_key(kid: str, *, actor) -> IssuerKey:
     """Revoke key ``kid``: its credentials stop verifying; an active key is replaced."""
     with transaction.atomic():
-        record = IssuerKey.objects.select_for_update().select_related("organization").filter(kid=kid).first()
+        record = (
+            IssuerKey.objects.select_for_update(of=("self",)).select_related("organization").filter(kid=kid).first()
+        )
         if record is None:
             raise LookupError(f"no licence signing key {kid!r}")
         if record.status == IssuerKey.Status.REVOKED:

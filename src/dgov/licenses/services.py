@@ -13,6 +13,7 @@ is audited (``licenses.licence.*``) inside the transaction that makes it.
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import json
 from collections.abc import Mapping
@@ -170,14 +171,8 @@ def default_valid_until(licence_type: LicenceType, valid_from: datetime.date) ->
         return None
     year, month = divmod(valid_from.month - 1 + months, 12)
     target_year, target_month = valid_from.year + year, month + 1
-    day = min(valid_from.day, _days_in_month(target_year, target_month))
+    day = min(valid_from.day, calendar.monthrange(target_year, target_month)[1])
     return datetime.date(target_year, target_month, day) - datetime.timedelta(days=1)
-
-
-def _days_in_month(year: int, month: int) -> int:
-    """Days in ``month`` of ``year``."""
-    following = datetime.date(year + month // 12, month % 12 + 1, 1)
-    return (following - datetime.timedelta(days=1)).day
 
 
 # --- issuance -------------------------------------------------------------------------------------
@@ -653,7 +648,7 @@ def current_credential(licence: Licence) -> Credential:
 def _locked(licence: Licence) -> Licence:
     """The licence row locked for update, with its type and issuer."""
     return (
-        Licence.objects.select_for_update()
+        Licence.objects.select_for_update(of=("self",))
         .select_related("licence_type", "issuer", "issuer__division")
         .get(pk=licence.pk)
     )

@@ -25,6 +25,7 @@ import secrets
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from dgov.kernel.models import Organization
@@ -32,6 +33,7 @@ from dgov.licenses.models import Credential, StatusList
 
 MIN_SIZE = 131_072
 _FULL_FRACTION = 0.75
+_PROBE_MAX = 64  # up to this many new entries, candidates are checked by query instead of reading every used index
 
 
 class StatusListError(ValueError):
@@ -125,22 +127,38 @@ def allocate(organization: Organization, purpose: str, count: int = 1) -> list[t
     slots: list[tuple[StatusList, int]] = []
     while len(slots) < count:
         status_list = _open_list(organization, purpose)
-        column = "revocation" if purpose == StatusList.Purpose.REVOCATION else "suspension"
-        taken = set(
-            Credential.objects.filter(**{f"{column}_list": status_list}).values_list(f"{column}_index", flat=True)
-        )
         room = int(status_list.size * _FULL_FRACTION) - status_list.used
-        wanted = min(count - len(slots), max(room, 1))
-        chosen: list[int] = []
-        while len(chosen) < wanted:
-            index = secrets.randbelow(status_list.size)
-            if index not in taken:
-                taken.add(index)
-                chosen.append(index)
+        chosen = _free_indexes(status_list, purpose, min(count - len(slots), max(room, 1)))
         status_list.used += len(chosen)
         status_list.save(update_fields=["used"])
         slots.extend((status_list, index) for index in chosen)
     return slots
+
+
+def _free_indexes(status_list: StatusList, purpose: str, wanted: int) -> list[int]:
+    """``wanted`` distinct indexes of ``status_list`` no credential uses, drawn uniformly among the free ones.
+
+    A few indexes (single issuance, variation) are drawn at random and checked against the
+    credentials in one query per round (the list is at most three-quarters full, so rounds are few);
+    many (bulk issuance) are drawn against the list's whole set of used indexes, read once.
+    """
+    column = "revocation" if purpose == StatusList.Purpose.REVOCATION else "suspension"
+    entries = Credential.objects.filter(**{f"{column}_list": status_list})
+    field = f"{column}_index"
+    chosen: list[int] = []
+    if wanted <= _PROBE_MAX:
+        while len(chosen) < wanted:
+            candidates = {secrets.randbelow(status_list.size) for _ in range(wanted - len(chosen))} - set(chosen)
+            taken = set(entries.filter(**{f"{field}__in": candidates}).values_list(field, flat=True))
+            chosen.extend(candidates - taken)
+        return chosen
+    taken = set(entries.values_list(field, flat=True))
+    while len(chosen) < wanted:
+        index = secrets.randbelow(status_list.size)
+        if index not in taken:
+            taken.add(index)
+            chosen.append(index)
+    return chosen
 
 
 def set_status(status_list: StatusList, index: int, value: bool) -> bool:
@@ -172,8 +190,5 @@ def due_lists(now: datetime.datetime | None = None) -> list[StatusList]:
     """Dirty lists whose last publication is older than the interval (or never published)."""
     now = now or timezone.now()
     cutoff = now - datetime.timedelta(seconds=publish_interval())
-    return [
-        status_list
-        for status_list in StatusList.objects.filter(dirty=True).select_related("organization")
-        if status_list.published_at is None or status_list.published_at <= cutoff
-    ]
+    due = Q(published_at__isnull=True) | Q(published_at__lte=cutoff)
+    return list(StatusList.objects.filter(due, dirty=True).select_related("organization"))

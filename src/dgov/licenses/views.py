@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
+from dgov.kernel import dataload
 from dgov.licenses import access, bulk, catalogue, services, wallet
 from dgov.licenses.forms import (
     BulkForm,
@@ -160,8 +161,7 @@ def types_load(request):
         try:
             if upload.size > catalogue.MAX_BYTES:
                 raise catalogue.TypeSetError(gettext("证照目录文件过大（上限 4 MiB）"))
-            name = upload.name.lower()
-            fmt = "json" if name.endswith(".json") else "yaml" if name.endswith((".yaml", ".yml")) else ""
+            fmt = dataload.format_of(upload.name)
             entries = catalogue.parse_type_set(upload.read().decode("utf-8-sig"), fmt=fmt)
             report = catalogue.load_types(entries, actor=user, source=upload.name, dry_run=form.cleaned_data["dry_run"])
         except UnicodeDecodeError:

@@ -51,7 +51,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from dgov.kernel.crypto import sm3
-from dgov.kernel.masking import mask_name
 from dgov.kernel.models import Organization
 from dgov.kernel.notify import NotificationTemplate, register_template
 from dgov.kernel.services import audit
@@ -81,7 +80,6 @@ __all__ = [
     "holder_of",
     "holds",
     "identifier_digest",
-    "labelled_items",
     "licences_of",
     "list_licences",
     "open_licence",
@@ -270,26 +268,6 @@ STATUS_LABELS = {
 }
 
 
-def labelled_items(licence: Licence, *, masked: bool = False) -> list[dict[str, Any]]:
-    """The licence's data items as ``{name, label, value}`` in the type's order (personal ones masked if asked)."""
-    data = services.licence_data(licence)
-    declared = {item["name"]: item for item in licence.licence_type.items or []}
-    rows = []
-    for name, item in declared.items():
-        if name not in data:
-            continue
-        value = data[name]
-        if item.get("type") == "enum":
-            value = access._choice_label(item, value)
-        elif item.get("type") == "boolean":
-            value = _("是") if value else _("否")
-        shown = access._mask_value(item, value) if masked else value
-        rows.append({"name": name, "label": item.get("label") or name, "value": shown})
-    for name in sorted(set(data) - set(declared)):  # items of an earlier type version
-        rows.append({"name": name, "label": name, "value": data[name]})
-    return rows
-
-
 def credential_for(holder: Holder, licence: Licence) -> Credential:
     """The current credential of the holder's licence, for download; audited (``licenses.credential.download``)."""
     if not holds(holder, licence):
@@ -407,11 +385,6 @@ def find_departments(query: str, *, limit: int = DEPARTMENT_SEARCH_LIMIT) -> lis
     )
 
 
-def _holder_label(licence: Licence) -> str:
-    """The holder as named to a department in a notification: a person masked, an enterprise by name."""
-    return mask_name(licence.holder_name) if licence.holder_kind == HolderKind.PERSON else licence.holder_name
-
-
 def _notify(consent: LicenceConsent, template: str, *, actor) -> int:
     """Tell the grantee department's active officials about a consent (in-app); how many were told."""
     from dgov.kernel.services.notify import notify
@@ -421,7 +394,7 @@ def _notify(consent: LicenceConsent, template: str, *, actor) -> int:
     context = {
         "type": licence.licence_type.name,
         "identifier": licence.identifier,
-        "holder": _holder_label(licence),
+        "holder": access.masked_holder_name(licence),  # a person masked, an enterprise by name
         "purpose": consent.purpose,
         "service": (_("限服务事项 %(code)s；") % {"code": consent.service_code}) if consent.service_code else "",
         "until": until,
@@ -585,11 +558,6 @@ class UseResult:
 def _is_client(actor) -> bool:
     """An API client (HTTP Basic or a client-credentials token), not a person."""
     return bool(getattr(actor, "client_id", ""))
-
-
-def _label(actor) -> str:
-    """The actor as named in the use row: the user name or the client id."""
-    return str(getattr(actor, "client_id", "") or getattr(actor, "username", "") or actor)[:150]
 
 
 def identifier_digest(identifier: str) -> str:
@@ -807,7 +775,7 @@ def use_licence(
                 licence=chosen,
                 consent=consent,
                 organization=call.department,
-                actor=_label(actor),
+                actor=services._actor_label(actor),
                 channel=call.channel,
                 purpose=call.purpose,
                 at=timezone.now(),
@@ -851,7 +819,7 @@ def record_use(licence: Licence, *, actor, channel: str, purpose: str = "") -> L
         use = LicenceUse.objects.create(
             licence=licence,
             organization=department if department is not None else None,
-            actor=_label(actor),
+            actor=services._actor_label(actor),
             channel=channel,
             purpose=(purpose or "")[:300],
             at=timezone.now(),

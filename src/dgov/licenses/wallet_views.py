@@ -141,7 +141,7 @@ def licence_detail(request, identifier: str):
         "licence": licence,
         "status": status,
         "status_label": wallet.STATUS_LABELS[status],
-        "items": wallet.labelled_items(licence),
+        "items": access.labelled_items(licence, masked=False),
         "holder_id": access.masked_holder_id(licence),
         "qr_svg": qr_svg,
         "consents": consents,

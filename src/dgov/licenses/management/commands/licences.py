@@ -25,11 +25,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 
 from dgov.kernel.management.subcommands import SubcommandCommand, progress_bar
-from dgov.kernel.masking import mask_id_number, mask_name
 from dgov.kernel.models import Organization
 from dgov.kernel.services import audit
-from dgov.licenses import bulk, catalogue, credentials, index
-from dgov.licenses.models import HolderKind, Licence, LicenceType
+from dgov.licenses import access, bulk, catalogue, credentials, index
+from dgov.licenses.models import Licence, LicenceType
 
 
 class Command(SubcommandCommand):
@@ -153,9 +152,7 @@ class Command(SubcommandCommand):
         if options.get("status"):
             licences = licences.filter(status=options["status"])
         for licence in licences[: max(0, options["limit"])]:
-            person = licence.holder_kind == HolderKind.PERSON
-            holder = mask_name(licence.holder_name) if person else licence.holder_name
-            holder_id = mask_id_number(licence.holder_id) if person else licence.holder_id
+            holder, holder_id = access.masked_holder_name(licence), access.masked_holder_id(licence)
             until = licence.valid_until.isoformat() if licence.valid_until else "长期"
             self.stdout.write(
                 f"{licence.identifier}\t{licence.licence_type.name}\t{licence.number}\t{holder}\t{holder_id}\t"
