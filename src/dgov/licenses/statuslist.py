@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import datetime
 import gzip
+import io
 import secrets
 
 from django.conf import settings
@@ -58,7 +59,7 @@ def decode(encoded: str, *, max_bytes: int = 16 * 1024 * 1024) -> bytes:
     text = encoded[1:]
     try:
         packed = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-        with gzip.GzipFile(fileobj=_Bounded(packed)) as stream:
+        with gzip.GzipFile(fileobj=io.BytesIO(packed)) as stream:
             bits = stream.read(max_bytes + 1)
     except (ValueError, OSError, EOFError) as exc:
         raise StatusListError(f"encodedList does not decode: {exc}") from None
@@ -67,21 +68,6 @@ def decode(encoded: str, *, max_bytes: int = 16 * 1024 * 1024) -> bytes:
     if len(bits) > max_bytes:
         raise StatusListError("encodedList is too large")
     return bits
-
-
-class _Bounded:
-    """A minimal readable file over bytes (gzip reads it lazily)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        """Read up to ``size`` bytes."""
-        end = len(self._data) if size is None or size < 0 else self._pos + size
-        chunk = self._data[self._pos : end]
-        self._pos += len(chunk)
-        return chunk
 
 
 def bit(bits: bytes, index: int) -> bool:
