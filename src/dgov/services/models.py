@@ -228,4 +228,5 @@ class ItemDrift(models.Model):
         return str(labels.get(self.field, self.field))
 
 
-from dgov.services.models_process import *  # noqa: E402,F401,F403  # noqa: E402,F401,F403
+from dgov.services.models_cases import *  # noqa: E402,F401,F403
+from dgov.services.models_process import *  # noqa: E402,F401,F403

@@ -55,18 +55,28 @@ class Application(models.Model):
         ONLINE = "online", _("网上申请")
         WINDOW = "window", _("窗口受理")
 
+    class Delivery(models.TextChoices):
+        ELECTRONIC = "electronic", _("网上送达（电子结果）")
+        WINDOW = "window", _("窗口领取")
+        POST = "post", _("邮寄送达")
+
     CLOSED = (Status.REJECTED, Status.APPROVED, Status.DENIED)
 
     number = models.CharField(_("申请编号"), max_length=32, unique=True)
     item = models.ForeignKey(
         "services.ServiceItem", verbose_name=_("事项"), on_delete=models.PROTECT, related_name="applications"
     )
+    # A walk-in applicant accepted at a window may have no account yet: the application is found later
+    # through the holder index (the blind index of the verified ID number) once they verify one.
     applicant = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("申请人"),
+        null=True,
+        blank=True,
         on_delete=models.PROTECT,
         related_name="service_applications",
     )
+    holder_name = EncryptedTextField(_("申请人姓名"), blank=True)
     # Holder index (person / enterprise and its id) so applications can be found by subject, not by account.
     holder_kind = models.CharField(_("申请主体类型"), max_length=16, blank=True)
     holder_id = models.CharField(_("申请主体标识"), max_length=64, blank=True, db_index=True)
@@ -89,6 +99,34 @@ class Application(models.Model):
     # Compact SpiffWorkflow state without the spec (kept on the definition) and without completed tasks' data.
     workflow_state = models.JSONField(_("流程状态"), default=dict)
     version = models.PositiveIntegerField(_("版本"), default=1)
+    # One-window acceptance (一窗受理): the official who took the walk-in application at a window.
+    window_official = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("窗口受理人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    bundle_case = models.ForeignKey(
+        "services.BundleCase",
+        verbose_name=_("一件事办件"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="applications",
+    )
+    delivery = models.CharField(_("结果送达方式"), max_length=10, choices=Delivery.choices, default=Delivery.ELECTRONIC)
+    # The result (办理结果): the signed decision PDF (决定书) and, when the item produces one, the e-licence.
+    result_pdf = models.BinaryField(_("决定书（PDF）"), blank=True, default=b"")
+    licence = models.ForeignKey(
+        "licenses.Licence",
+        verbose_name=_("签发的电子证照"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     submitted_at = models.DateTimeField(_("提交时间"), auto_now_add=True)
     accepted_at = models.DateTimeField(_("受理时间"), null=True, blank=True)
     completed_at = models.DateTimeField(_("办结时间"), null=True, blank=True)
@@ -196,6 +234,12 @@ class ApplicationEvent(models.Model):
         COMPLETED = "completed", _("办结")
         WARNED = "warned", _("临期预警")
         ESCALATED = "escalated", _("超期督办")
+        VISIT = "visit", _("现场办理（跑动一次）")
+        MATERIAL_ADDED = "material_added", _("提交材料")
+        PREFILLED = "prefilled", _("授权预填")
+        RESULT_DELIVERED = "result_delivered", _("送达结果")
+        LICENCE_ISSUED = "licence_issued", _("签发电子证照")
+        RATED = "rated", _("评价")
 
     application = models.ForeignKey(
         Application, verbose_name=_("办件"), on_delete=models.CASCADE, related_name="events"
