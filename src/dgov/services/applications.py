@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -55,6 +56,7 @@ __all__ = [
     "visible_task",
     "sla_sweep",
     "form_data",
+    "application_closed",
 ]
 
 # Decisions an official can take per task (node id); any other official task is simply passed (通过).
@@ -112,6 +114,12 @@ register_template(
         body=gettext_lazy("您的申请 {number}（{item}）已办结：{result}。"),
     ),
 )
+
+
+#: Sent inside the transaction that closes an application (办结 or 不予受理), with ``application`` and
+#: ``actor``: result delivery (决定书, e-licence) and 一件事 completion listen to it. A receiver that
+#: raises rolls the completion back, so receivers refuse only what must not be completed.
+application_closed = Signal()
 
 
 class TaskConflict(Exception):
@@ -265,8 +273,23 @@ def submit(
     channel: str = Application.Channel.ONLINE,
     actor,
     division: Division | None = None,
+    holder: tuple[str, str, str] | None = None,
+    window_official=None,
+    bundle_case=None,
+    delivery: str = Application.Delivery.ELECTRONIC,
 ) -> Application:
-    """Validate the form, start the item's BPMN process up to its first user task and persist the application."""
+    """Validate the form, start the item's BPMN process up to its first user task and persist the application.
+
+    ``applicant`` is the applicant's account; a walk-in applicant at a window may have none (``None``),
+    and then ``holder`` gives ``(kind, holder index, name)`` — the index is what lets them find the
+    application online once they verify an account (:func:`applications_of`). ``window_official``
+    is the official who took it at a window (一窗受理), ``bundle_case`` the 一件事 it belongs to.
+    Callers that add materials or events of their own wrap this in their transaction.
+    """
+    if applicant is None and holder is None:
+        raise ValidationError({"applicant": [_("请指明申请人。")]})
+    if delivery not in Application.Delivery.values:
+        raise ValidationError({"delivery": [_("未知的结果送达方式。")]})
     if channel not in Application.Channel.values:
         raise ValidationError({"channel": [_("未知的申请渠道。")]})
     if getattr(item, "status", "active") != "active":
@@ -280,13 +303,21 @@ def submit(
         definition = processes.definition_for(item.process_key or "review", actor=actor)
         workflow = processes.new_workflow(definition)
         today = _today()
-        kind, holder_id = _holder(applicant)
+        if holder is not None:
+            kind, holder_id, holder_name = holder
+        else:
+            kind, holder_id = _holder(applicant)
+            holder_name = getattr(applicant, "display_name", "") or ""
         app = Application.objects.create(
             number=_new_number(),
             item=item,
             applicant=applicant,
             holder_kind=kind,
             holder_id=holder_id,
+            holder_name=holder_name,
+            window_official=window_official,
+            bundle_case=bundle_case,
+            delivery=delivery,
             division=division,
             department=department,
             definition=definition,
@@ -430,12 +461,16 @@ def complete_task(task: ApplicationTask, *, actor, decision: str, data: dict | N
             target=row,
             detail={"application": app.number, "task": row.spec_name, "decision": decision, "status": app.status},
         )
+        if app.is_closed:
+            application_closed.send(sender=Application, application=app, actor=actor)
         context = {"number": app.number, "item": app.item.name, "link": f"/services/my/{app.number}/"}
-        if decision == "correct":
+        if app.applicant is None:
+            pass  # a walk-in applicant without an account is told at the window (or by the result's delivery)
+        elif decision == "correct":
             notify(
                 app.applicant, CORRECTION_TEMPLATE, {**context, "reason": opinion}, channels=("in_app",), actor=actor
             )
-        elif app.is_closed:
+        elif app.is_closed and app.bundle_case_id is None:
             notify(
                 app.applicant,
                 DONE_TEMPLATE,
@@ -480,8 +515,20 @@ def submit_correction(app: Application, *, actor, data: dict) -> Application:
 
 
 def applications_of(user) -> QuerySet[Application]:
-    """The applications a citizen or enterprise submitted (我的办件)."""
-    return Application.objects.filter(applicant=user).select_related("item", "department")
+    """The applications of a citizen or enterprise (我的办件): submitted from the account, or for its verified subject.
+
+    A verified account also sees what was submitted for its subject elsewhere — at a window for a
+    walk-in applicant, by an agent — found through the holder index (the blind index of the
+    verified ID number or USCC).
+    """
+    if not getattr(user, "is_authenticated", False):
+        return Application.objects.none()
+    mine = Q(applicant=user)
+    if getattr(user, "real_name_level", 1) >= 2:
+        kind, holder_id = _holder(user)
+        if not holder_id.startswith("account:"):
+            mine |= Q(holder_kind=kind, holder_id=holder_id)
+    return Application.objects.filter(mine).select_related("item", "department")
 
 
 def tasks_for(user, *, include_done: bool = False) -> QuerySet[ApplicationTask]:
