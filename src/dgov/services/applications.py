@@ -191,6 +191,13 @@ def _holder(applicant) -> tuple[str, str]:
     return kind, f"account:{applicant.pk}"
 
 
+def _holder_number(applicant, kind: str) -> str:
+    """The verified ID number (person) or USCC (enterprise) of the account, "" when not verified."""
+    if kind == HolderKind.ENTERPRISE:
+        return getattr(applicant, "enterprise_uscc", "") or ""
+    return (getattr(applicant, "id_number", "") or "") if getattr(applicant, "id_number_digest", "") else ""
+
+
 def form_data(app: Application) -> dict:
     """The application's form data (decrypted)."""
     return json.loads(app.form_data or "{}")
@@ -273,7 +280,7 @@ def submit(
     channel: str = Application.Channel.ONLINE,
     actor,
     division: Division | None = None,
-    holder: tuple[str, str, str] | None = None,
+    holder: tuple[str, str, str, str] | None = None,
     window_official=None,
     bundle_case=None,
     delivery: str = Application.Delivery.ELECTRONIC,
@@ -281,7 +288,7 @@ def submit(
     """Validate the form, start the item's BPMN process up to its first user task and persist the application.
 
     ``applicant`` is the applicant's account; a walk-in applicant at a window may have none (``None``),
-    and then ``holder`` gives ``(kind, holder index, name)`` — the index is what lets them find the
+    and then ``holder`` gives ``(kind, holder index, name, ID number or USCC)`` — the index is what lets them find the
     application online once they verify an account (:func:`applications_of`). ``window_official``
     is the official who took it at a window (一窗受理), ``bundle_case`` the 一件事 it belongs to.
     Callers that add materials or events of their own wrap this in their transaction.
@@ -304,10 +311,11 @@ def submit(
         workflow = processes.new_workflow(definition)
         today = _today()
         if holder is not None:
-            kind, holder_id, holder_name = holder
+            kind, holder_id, holder_name, holder_number = holder
         else:
             kind, holder_id = _holder(applicant)
             holder_name = getattr(applicant, "display_name", "") or ""
+            holder_number = _holder_number(applicant, kind)
         app = Application.objects.create(
             number=_new_number(),
             item=item,
@@ -315,6 +323,7 @@ def submit(
             holder_kind=kind,
             holder_id=holder_id,
             holder_name=holder_name,
+            holder_number=holder_number,
             window_official=window_official,
             bundle_case=bundle_case,
             delivery=delivery,

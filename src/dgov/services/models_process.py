@@ -77,6 +77,8 @@ class Application(models.Model):
         related_name="service_applications",
     )
     holder_name = EncryptedTextField(_("申请人姓名"), blank=True)
+    # The holder's ID number or USCC, sealed: needed in clear only to issue the result's e-licence.
+    holder_number = EncryptedTextField(_("申请人证件号码"), blank=True)
     # Holder index (person / enterprise and its id) so applications can be found by subject, not by account.
     holder_kind = models.CharField(_("申请主体类型"), max_length=16, blank=True)
     holder_id = models.CharField(_("申请主体标识"), max_length=64, blank=True, db_index=True)
