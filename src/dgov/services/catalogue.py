@@ -45,6 +45,7 @@ from dgov.kernel.services.divisions import scope_prefix
 from dgov.kernel.services.organizations import find_department
 from dgov.licenses.models import LicenceType
 from dgov.registry.services import department_of, is_admin
+from dgov.services.form_schema import FORMATS
 from dgov.services.models import Bundle, GuideMaterial, ItemDrift, ItemImplementation, ItemType, ServiceItem
 
 __all__ = [
@@ -233,8 +234,10 @@ def clean_form_schema(schema) -> tuple[dict, list[str]]:
             problems.append(_("%(where)s：type 应为 string/integer/number/boolean") % {"where": where})
         if not isinstance(prop.get("title"), str) or not prop["title"].strip():
             problems.append(_("%(where)s：缺少中文标题 title") % {"where": where})
-        if "format" in prop and prop["format"] != "date":
-            problems.append(_("%(where)s：format 只支持 date") % {"where": where})
+        if "format" in prop and prop["format"] not in FORMATS:
+            problems.append(
+                _("%(where)s：format 只支持 %(formats)s") % {"where": where, "formats": " / ".join(FORMATS)}
+            )
         if "enum" in prop and (not isinstance(prop["enum"], list) or not prop["enum"]):
             problems.append(_("%(where)s：enum 应为非空列表") % {"where": where})
         for key in ("maxLength", "minLength"):

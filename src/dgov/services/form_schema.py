@@ -16,7 +16,10 @@ from django.utils.translation import gettext as _
 
 from dgov.kernel.validators import is_valid_resident_id, is_valid_uscc
 
-__all__ = ["validate_form", "fields_of"]
+__all__ = ["validate_form", "fields_of", "FORMATS"]
+
+#: The string formats a form field may declare; the catalogue refuses any other at load time.
+FORMATS = ("date", "email", "phone", "cn-ric", "cn-uscc")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
