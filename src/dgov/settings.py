@@ -294,9 +294,38 @@ WORKER_PERIODIC_JOBS = [
     "dgov.licenses.credentials.publish_due",  # status lists re-signed in batches (docs/licences.md)
     "dgov.licenses.trust.sync_due",  # peers' e-licence trust lists (互认, docs/licences.md)
     "dgov.services.applications.sla_job",  # 办件 SLA warnings / escalation (docs/services.md)
+    "dgov.services.ratings.rectification_overdue_job",  # 差评整改 overdue marks (docs/services.md)
+    "dgov.services.offers.expiry_job",  # 主动服务 offers past their last day (docs/services.md)
 ]
 # 办件 SLA clock (docs/services.md): warn this many working days before the promised due date.
 SERVICES_SLA_WARNING_DAYS = int(env("DGOV_SERVICES_SLA_WARNING_DAYS", "2") or 2)
+# 主动服务 (docs/services.md): the 一件事 bundle a new population.event record offers by its kind, and what
+# the offer pre-fills: combined-form field → "<event|person|holder|other>.<registry field>"; open this many days.
+SERVICES_OFFER_RULES = {
+    "birth": {
+        "bundle": "newborn",
+        "prefill": {
+            "child_name": "person.name",
+            "child_sex": "person.sex",
+            "born_on": "event.date",
+            "certificate_no": "event.document_no",
+            "guardian_id_number": "holder.id_number",
+        },
+    },
+    "marriage": {
+        "bundle": "marriage",
+        "prefill": {"spouse_name": "other.name", "spouse_id_number": "other.id_number", "married_on": "event.date"},
+    },
+}
+SERVICES_OFFER_DAYS = int(env("DGOV_SERVICES_OFFER_DAYS", "90") or 90)
+# 好差评 (docs/services.md): a bad rating is verified and rectified within this many working days.
+SERVICES_RATING_RECTIFY_DAYS = int(env("DGOV_SERVICES_RATING_RECTIFY_DAYS", "15") or 15)
+# The 办结 notice (with the result link) goes through these channels; SMS when the account has a mobile number.
+SERVICES_RESULT_NOTIFY_CHANNELS = ("in_app", "sms")
+# 数据授权预填 (docs/services.md): a pre-fill consent is usable this many hours; a licence used in place of a
+# paper material is consented to the competent department until the legal due date plus this many days.
+SERVICES_PREFILL_CONSENT_HOURS = int(env("DGOV_SERVICES_PREFILL_CONSENT_HOURS", "24") or 24)
+SERVICES_PREFILL_LICENCE_EXTRA_DAYS = int(env("DGOV_SERVICES_PREFILL_LICENCE_EXTRA_DAYS", "30") or 30)
 # Rectification work orders (整改工单, docs/quality.md): re-check a registry this many seconds after its
 # last change (at the latest this many after the first); level-2 escalation after further working days.
 QUALITY_RECHECK_DEBOUNCE_SECONDS = int(env("DGOV_QUALITY_RECHECK_DEBOUNCE_SECONDS", "300") or 300)

@@ -76,7 +76,8 @@ def test_full_path_to_approval(world):
     assert app.status == Application.Status.APPROVED and app.completed_at
     assert not app.tasks.filter(status__in=["open", "claimed"]).exists()
     kinds = list(app.events.values_list("kind", flat=True))
-    assert kinds == ["submitted", "accepted", "task_completed", "approved", "completed"]
+    # The decision document is delivered in the closing transaction (dgov.services.results).
+    assert kinds == ["submitted", "accepted", "task_completed", "approved", "completed", "result_delivered"]
     assert Notification.objects.filter(
         user=world["users"]["citizen"], template="services.application.completed"
     ).exists()

@@ -190,3 +190,21 @@ def test_cli_load_check_and_list(licence_types, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "000199001000\t测试事项" in out and "新发现差异 0 处" in out
     assert ItemImplementation.objects.filter(item__basic_code="000199001000").count() >= 3
+
+
+def test_field_order_survives_storage_that_reorders_keys(licence_types):
+    """PostgreSQL's jsonb sorts object keys: the order written in the file is kept in ``x-order``."""
+    from dgov.services.form_schema import fields_of
+
+    props = {"zname": {"type": "string", "title": "姓名"}, "age": {"type": "integer", "title": "年龄"}}
+    report = catalogue.load_catalogue(
+        {"items": [{**ITEM, "form_schema": {"type": "object", "properties": props}}]}, actor="system:test"
+    )
+    assert report.ok, report.to_text()
+    stored = ServiceItem.objects.get(basic_code=ITEM["code"]).form_schema
+    assert stored["x-order"] == ["zname", "age"]
+    reordered = {**stored, "properties": dict(sorted(stored["properties"].items()))}
+    assert [name for name, _prop, _req in fields_of(reordered)] == ["zname", "age"]
+    bad = {"type": "object", "properties": props, "x-order": ["age"]}
+    refused = catalogue.load_catalogue({"items": [{**ITEM, "form_schema": bad}]}, actor="system:test")
+    assert not refused.ok and "x-order" in " ".join(refused.errors[0][2])

@@ -29,4 +29,6 @@ api.add_router("/exchange/peers/", "dgov.exchange.federation_api.gateway_router"
 api.add_router("/federation/", "dgov.exchange.federation_api.router")
 api.add_router("/quality/", "dgov.quality.api.router")
 api.add_router("/services/applications", "dgov.services.process_api.router")  # 办件 (docs/services.md)
+api.add_router("/services/metrics", "dgov.services.metrics_api.router")  # 服务指标 (docs/services.md)
+api.add_router("/services/", "dgov.services.bundle_api.router")  # 一件事, 主动服务 (docs/services.md)
 api.add_router("/licences/", "dgov.licenses.api.router")

@@ -48,11 +48,13 @@ from pyhanko.sign.fields import SigFieldSpec, VisibleSigSettings, append_signatu
 __all__ = [
     "SEAL_FIELD",
     "XMP_NS",
+    "Document",
     "Layout",
     "LicencePage",
     "layout_problems",
     "licence_page",
     "render",
+    "render_document",
     "resolve_layout",
 ]
 
@@ -453,8 +455,8 @@ def _wrap(measure: Callable[[str], float], text: str, width: float) -> list[str]
     return lines
 
 
-def _draw_seal(ops: _Ops, d: float, issuer: str) -> None:
-    """The seal in a d×d box: ring, star, the issuer's name around the top, "电子证照专用章" below."""
+def _draw_seal(ops: _Ops, d: float, issuer: str, label: str | None = None, face: str = "sans") -> None:
+    """The seal in a d×d box: ring, star, the issuer's name around the top, ``label`` ("电子证照专用章") below."""
     r = d / 2
     ring = d * 0.028
     ops.add(b"q /GM gs", _rgb(RED), _rgb(RED, stroke=True), _num(ring) + b" w")
@@ -479,11 +481,12 @@ def _draw_seal(ops: _Ops, d: float, issuer: str) -> None:
     for i, char in enumerate(name):
         theta = math.pi / 2 + span / 2 - (i + 0.5) * step
         rotation = theta - math.pi / 2
-        width = ops.fonts.width("sans", char, size)
+        width = ops.fonts.width(face, char, size)
         x = r + baseline * math.cos(theta) - (width / 2) * math.cos(rotation)
         y = r + baseline * math.sin(theta) - (width / 2) * math.sin(rotation)
-        ops.text(x, y, char, size=size, face="sans", color=RED, bold=True, angle=rotation)
-    ops.text(r, r - d * 0.29, _("电子证照专用章"), size=d * 0.085, face="sans", color=RED, bold=True, align="center")
+        ops.text(x, y, char, size=size, face=face, color=RED, bold=True, angle=rotation)
+    label = _("电子证照专用章") if label is None else label
+    ops.text(r, r - d * 0.29, label, size=d * 0.085, face=face, color=RED, bold=True, align="center")
     ops.add(b"Q")
 
 
@@ -727,3 +730,199 @@ def read_identifiers(xmp_roots) -> dict[str, str]:
                 else:
                     found[key] = value.value
     return found
+
+
+# --- other documents of a department (决定书, 通知书) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Document:
+    """An official document of one department (文书): letterhead, number, title, text, rows, date and seal.
+
+    ``paragraphs`` come after the addressee and before ``rows`` (label, value); ``closing`` after
+    them (e.g. the remedies: 行政复议 / 行政诉讼). ``seal_label`` is the text under the seal's star
+    (empty for the department's own seal). ``keywords`` and ``subject`` go into the document
+    information, so a document can be told apart without reading its page.
+    """
+
+    title: str
+    number: str
+    issuer_name: str
+    issued_on: datetime.date
+    addressee: str = ""
+    paragraphs: tuple[str, ...] = ()
+    rows: tuple[tuple[str, str], ...] = ()
+    closing: tuple[str, ...] = ()
+    seal_label: str = ""
+    note: str = ""
+    keywords: tuple[str, ...] = ()
+    subject: str = ""
+
+
+def render_document(document: Document, *, now: datetime.datetime | None = None) -> bytes:
+    """The unsigned A4 PDF of a department's document, with the empty seal field :data:`SEAL_FIELD` over its name.
+
+    Drawn with the licences' fonts and seal (:func:`render`'s machinery) in the manner of GB/T 9704
+    (a red letterhead and rule, the number, the title, the text, the issuer and date bottom right
+    under the seal); the text flows onto further pages when it is long, and the seal goes on the
+    last one. Sign it with :func:`dgov.licenses.pdfsign.sign_pdf` as the issuing department.
+    """
+    with translation.override("zh-hans"):
+        return _render_document(document, now or timezone.now())
+
+
+def _render_document(doc: Document, now: datetime.datetime) -> bytes:
+    """:func:`render_document` in Chinese."""
+    writer = PdfFileWriter(stream_xrefs=False)
+    fonts = _Fonts(writer)
+    width, height = PAGE_SIZES["A4"][0] * MM, PAGE_SIZES["A4"][1] * MM
+    left, right = 28 * MM, width - 26 * MM
+    text_w = right - left
+    top, bottom = height - 30 * MM, 30 * MM
+    size = 13.0
+    line_h = size * 1.8
+    pages: list[_Ops] = [_Ops(fonts)]
+    y = top
+
+    def measure(text: str, at: float = size, face: str = "serif") -> float:
+        return fonts.width(face, text, at)
+
+    def room(needed: float) -> None:
+        """Start a new page unless ``needed`` points fit above the bottom margin."""
+        nonlocal y
+        if y - needed < bottom:
+            pages.append(_Ops(fonts))
+            y = top
+
+    # Letterhead (版头): the issuer in red, the number, a red rule.
+    ops = pages[0]
+    head = 24.0
+    while head > 14 and measure(doc.issuer_name, head) > text_w:
+        head -= 1
+    y -= head
+    ops.text(width / 2, y, doc.issuer_name, size=head, color=RED, align="center", bold=True)
+    y -= 12 * MM
+    ops.text(width / 2, y, doc.number, size=12.5, align="center")
+    y -= 4 * MM
+    ops.rect(left, y, text_w, 1.2, fill=RED)
+    y -= 12 * MM
+    for line in _wrap(lambda s: measure(s, 20.0), doc.title, text_w):
+        ops.text(width / 2, y, line, size=20.0, align="center", bold=True)
+        y -= 20.0 * 1.6
+    y -= 4 * MM
+
+    def paragraph(text: str, *, indent: bool = True) -> None:
+        nonlocal y
+        for line in _wrap(measure, ("\u3000\u3000" if indent else "") + text, text_w):
+            room(line_h)
+            pages[-1].text(left, y, line, size=size)
+            y -= line_h
+
+    if doc.addressee:
+        paragraph(doc.addressee, indent=False)
+    for text in doc.paragraphs:
+        paragraph(text)
+    if doc.rows:
+        y -= size * 0.5
+        label_w = max(measure(label + "：") for label, _value in doc.rows)
+        value_x = left + 2 * size + label_w
+        for label, value in doc.rows:
+            lines = _wrap(measure, value or "—", right - value_x)
+            room(line_h)
+            pages[-1].text(left + 2 * size, y, label + "：", size=size, color=GREY)
+            for line in lines:
+                room(line_h)
+                pages[-1].text(value_x, y, line, size=size)
+                y -= line_h
+        y -= size * 0.5
+    for text in doc.closing:
+        paragraph(text)
+
+    # Signature block: the issuer and the date bottom right, the seal over the issuer's name.
+    seal = 42 * MM
+    room(seal * 0.55 + 20 * MM)
+    name_size = 13.0
+    block_x = right - max(measure(doc.issuer_name, name_size), seal) / 2 - 4 * MM
+    name_y = y - 14 * MM
+    pages[-1].text(block_x, name_y, doc.issuer_name, size=name_size, align="center")
+    pages[-1].text(block_x, name_y - line_h, _date(doc.issued_on), size=name_size, align="center")
+    seal_y = name_y + 4
+
+    # Footer of every page: the note and the page count.
+    count = len(pages)
+    for number, page_ops in enumerate(pages, start=1):
+        if doc.note:
+            page_ops.text(left, bottom - 12 * MM, doc.note, size=8.5, color=GREY)
+        if count > 1:
+            page_ops.text(
+                width / 2, bottom - 18 * MM, _("第 %(n)s 页 共 %(m)s 页") % {"n": number, "m": count}, size=9,
+                color=GREY, align="center",
+            )  # fmt: skip
+
+    seal_ops = _Ops(fonts)
+    # One face for the whole document: each embedded face costs a font parse and a subset (most of the time).
+    _draw_seal(seal_ops, seal, doc.issuer_name, label=doc.seal_label, face="serif")
+    multiply = generic.DictionaryObject(
+        {
+            pdf_name("/GM"): generic.DictionaryObject(
+                {pdf_name("/Type"): pdf_name("/ExtGState"), pdf_name("/BM"): pdf_name("/Multiply")}
+            )
+        }
+    )
+    for page_ops in pages:
+        content = generic.StreamObject(stream_data=page_ops.data())
+        content.compress()
+        resources = generic.DictionaryObject({pdf_name("/Font"): fonts.resources(), pdf_name("/ExtGState"): multiply})
+        writer.insert_page(
+            PageObject(contents=writer.add_object(content), media_box=(0, 0, width, height), resources=resources)
+        )
+    box = (block_x - seal / 2, seal_y - seal / 2, block_x + seal / 2, seal_y + seal / 2)
+    append_signature_field(
+        writer,
+        SigFieldSpec(
+            SEAL_FIELD,
+            on_page=count - 1,
+            box=tuple(round(v, 2) for v in box),
+            readable_field_name=_("电子印章"),
+            visible_sig_settings=VisibleSigSettings(rotate_with_page=True, scale_with_page_zoom=True),
+        ),
+    )
+    appearance = generic.StreamObject(
+        {
+            pdf_name("/Type"): pdf_name("/XObject"),
+            pdf_name("/Subtype"): pdf_name("/Form"),
+            pdf_name("/BBox"): generic.ArrayObject([generic.FloatObject(v) for v in (0, 0, seal, seal)]),
+            pdf_name("/Resources"): generic.DictionaryObject(
+                {pdf_name("/Font"): fonts.resources(["serif"]), pdf_name("/ExtGState"): multiply}
+            ),
+        },
+        stream_data=seal_ops.data(),
+    )
+    appearance.compress()
+    _seal_field(writer)["/AP"] = generic.DictionaryObject({pdf_name("/N"): writer.add_object(appearance)})
+
+    meta = writer.document_meta
+    meta.title = f"{doc.title} {doc.number}"
+    meta.author = doc.issuer_name
+    meta.subject = doc.subject or doc.title
+    meta.keywords = list(doc.keywords)
+    meta.creator = "dgov"
+    meta.created = now
+    writer.set_info(
+        generic.DictionaryObject(
+            {
+                pdf_name("/Title"): generic.TextStringObject(meta.title),
+                pdf_name("/Author"): generic.TextStringObject(meta.author),
+                pdf_name("/Subject"): generic.TextStringObject(meta.subject),
+                pdf_name("/Keywords"): generic.TextStringObject(",".join(meta.keywords)),
+                pdf_name("/Creator"): generic.TextStringObject("dgov"),
+            }
+        )
+    )
+    writer.root["/Lang"] = generic.pdf_string("zh-CN")
+    writer.root["/ViewerPreferences"] = generic.DictionaryObject(
+        {pdf_name("/DisplayDocTitle"): generic.BooleanObject(True)}
+    )
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

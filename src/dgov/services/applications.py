@@ -51,6 +51,7 @@ __all__ = [
     "claim_task",
     "complete_task",
     "submit_correction",
+    "may_correct",
     "applications_of",
     "tasks_for",
     "visible_task",
@@ -112,13 +113,17 @@ register_template(
     NotificationTemplate(
         title=gettext_lazy("办件已办结：{number}"),
         body=gettext_lazy("您的申请 {number}（{item}）已办结：{result}。"),
+        # The result (决定书, e-licence) is on the tracking page the link opens (dgov.services.results).
+        sms_code="DGOV_0101",
+        sms_text="您的申请${number}已办结：${result}。请登录一网通办“我的办件”查看办理结果。",
     ),
 )
 
 
-#: Sent inside the transaction that closes an application (办结 or 不予受理), with ``application`` and
-#: ``actor``: result delivery (决定书, e-licence) and 一件事 completion listen to it. A receiver that
-#: raises rolls the completion back, so receivers refuse only what must not be completed.
+#: Sent inside the transaction that closes an application (办结 or 不予受理), with ``application``,
+#: ``actor`` and the decision's ``data`` (opinion; licence items the official entered): result delivery
+#: (决定书, e-licence) and 一件事 completion listen to it. A receiver that raises rolls the completion
+#: back, so receivers refuse only what must not be completed.
 application_closed = Signal()
 
 
@@ -471,7 +476,7 @@ def complete_task(task: ApplicationTask, *, actor, decision: str, data: dict | N
             detail={"application": app.number, "task": row.spec_name, "decision": decision, "status": app.status},
         )
         if app.is_closed:
-            application_closed.send(sender=Application, application=app, actor=actor)
+            application_closed.send(sender=Application, application=app, actor=actor, data=data)
         context = {"number": app.number, "item": app.item.name, "link": f"/services/my/{app.number}/"}
         if app.applicant is None:
             pass  # a walk-in applicant without an account is told at the window (or by the result's delivery)
@@ -483,17 +488,37 @@ def complete_task(task: ApplicationTask, *, actor, decision: str, data: dict | N
             notify(
                 app.applicant,
                 DONE_TEMPLATE,
-                {**context, "result": app.get_status_display()},
-                channels=("in_app",),
+                {**context, "result": app.get_status_display(), "link": f"/services/my/{app.number}/#result"},
+                channels=tuple(getattr(settings, "SERVICES_RESULT_NOTIFY_CHANNELS", ("in_app", "sms"))),
                 actor=actor,
             )
     row.refresh_from_db()
     return row
 
 
-def submit_correction(app: Application, *, actor, data: dict) -> Application:
-    """The applicant resubmits the form (补正); the SLA clock restarts and the process returns to 受理."""
-    if app.applicant_id != getattr(actor, "pk", None):
+def may_correct(app: Application, user) -> bool:
+    """Whether ``user`` may submit the 补正 online: the applicant, or the verified holder the application is for."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if app.applicant_id is not None and app.applicant_id == user.pk:
+        return True
+    if getattr(user, "real_name_level", 1) < 2 or not app.holder_id:
+        return False
+    kind, holder_id = _holder(user)
+    return not holder_id.startswith("account:") and (kind, holder_id) == (app.holder_kind, app.holder_id)
+
+
+def submit_correction(app: Application, *, actor, data: dict, on_behalf: bool = False) -> Application:
+    """The applicant resubmits the form (补正); the SLA clock restarts and the process returns to 受理.
+
+    The applicant or the verified holder (:func:`may_correct`) submits it; ``on_behalf`` is the window
+    official submitting it for an applicant standing at the window (``dgov.services.window`` checks
+    the official and the holder's document first). Callers adding files wrap this in their transaction.
+    """
+    if on_behalf:
+        if not (getattr(actor, "is_official", False) and getattr(actor, "department_id", None)):
+            raise PermissionDenied(_("只有窗口工作人员可以代为提交补正。"))
+    elif not may_correct(app, actor):
         raise PermissionDenied(_("只有申请人本人可以提交补正。"))
     cleaned, errors = validate_form(app.item.form_schema or {}, data)
     if errors:
@@ -515,8 +540,13 @@ def submit_correction(app: Application, *, actor, data: dict) -> Application:
         days = _resume(locked)
         locked.status = Application.Status.SUBMITTED
         locked.save()
-        _event(locked, ApplicationEvent.Kind.CORRECTION_SUBMITTED, actor, paused_days=days)
-        audit.record("services.application.correct", actor=actor, target=locked, detail={"paused_days": days})
+        _event(locked, ApplicationEvent.Kind.CORRECTION_SUBMITTED, actor, paused_days=days, on_behalf=on_behalf)
+        audit.record(
+            "services.application.correct",
+            actor=actor,
+            target=locked,
+            detail={"paused_days": days, "on_behalf": on_behalf},
+        )
     return locked
 
 

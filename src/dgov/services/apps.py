@@ -24,6 +24,39 @@ class ServicesConfig(AppConfig):
             permission=navigation.officials_only,
             order=22,
         )
+        # 一件事: connects the receiver that completes a bundle case when its last member closes.
+        from dgov.services import bundles  # noqa: F401
+
+        # Result delivery (决定书, e-licence) when an application closes; 好差评 in the workbench menu.
+        from dgov.services.applications import application_closed
+        from dgov.services.results import deliver
+
+        application_closed.connect(deliver, dispatch_uid="dgov.services.results.deliver")
+        navigation.register(
+            "workbench",
+            "service_ratings",
+            _("好差评"),
+            "services:ratings",
+            permission=navigation.officials_only,
+            order=24,
+        )
+        # Service metrics (服务指标) and supervision of overdue applications (督办).
+        navigation.register(
+            "workbench",
+            "service_metrics",
+            _("服务指标"),
+            "services:metrics",
+            permission=navigation.officials_only,
+            order=25,
+        )
+        navigation.register(
+            "workbench",
+            "service_supervision",
+            _("办件督办"),
+            "services:supervision",
+            permission=navigation.officials_only,
+            order=26,
+        )
 
     def seed_demo(self, *, province_code: str, seed: int) -> str:
         """Hook of `dgov demo`: the demo service catalogue, bundles and implementations (idempotent)."""

@@ -45,7 +45,8 @@ from dgov.kernel.services.divisions import scope_prefix
 from dgov.kernel.services.organizations import find_department
 from dgov.licenses.models import LicenceType
 from dgov.registry.services import department_of, is_admin
-from dgov.services.form_schema import FORMATS
+from dgov.services import sources
+from dgov.services.form_schema import FORMATS, ORDER_KEY
 from dgov.services.models import Bundle, GuideMaterial, ItemDrift, ItemImplementation, ItemType, ServiceItem
 
 __all__ = [
@@ -122,7 +123,19 @@ _MATERIAL_KEYS = frozenset({"name", "required", "kind", "licence", "registry", "
 _BUNDLE_KEYS = frozenset({"code", "name", "life_event", "description", "items", "form_mapping"})
 _SCHEMA_TYPES = ("string", "integer", "number", "boolean")
 _PROPERTY_KEYS = frozenset(
-    {"type", "title", "description", "enum", "maxLength", "minLength", "pattern", "format", "minimum", "maximum"}
+    {
+        "type",
+        "title",
+        "description",
+        "enum",
+        "maxLength",
+        "minLength",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "x-source",  # where the value can be pre-filled from (dgov.services.sources), checked in _clean_item
+    }
 )
 _TYPE_BY_LABEL = {str(label): value for value, label in ItemType.choices}
 
@@ -205,15 +218,19 @@ def clean_form_schema(schema) -> tuple[dict, list[str]]:
 
     The subset: an object with ``properties`` of type string/integer/number/boolean (a date is a
     string with ``format: date``), each with ``title`` (Chinese) and optionally ``enum``,
-    ``maxLength``, ``minLength``, ``pattern``, ``minimum``, ``maximum``, ``description``;
-    ``required`` names properties.
+    ``maxLength``, ``minLength``, ``pattern``, ``minimum``, ``maximum``, ``description`` and the
+    extension ``x-source`` (its value is checked by :func:`dgov.services.sources.check_form_sources`);
+    ``required`` names properties. The cleaned schema gets ``x-order``, the property names in file
+    order, which :func:`dgov.services.form_schema.fields_of` follows.
     """
     problems: list[str] = []
     if schema in (None, {}):
         return {}, problems
     if not isinstance(schema, Mapping) or schema.get("type") != "object":
         return {}, [_("form_schema：应为 type 为 object 的 JSON Schema")]
-    unknown = sorted(set(schema) - {"$schema", "type", "title", "properties", "required", "additionalProperties"})
+    unknown = sorted(
+        set(schema) - {"$schema", "type", "title", "properties", "required", "additionalProperties", ORDER_KEY}
+    )
     if unknown:
         problems.append(_("form_schema：未知的键 %(keys)s") % {"keys": ", ".join(unknown)})
     properties = schema.get("properties") or {}
@@ -251,7 +268,11 @@ def clean_form_schema(schema) -> tuple[dict, list[str]]:
     required = schema.get("required", [])
     if not isinstance(required, list) or any(name not in properties for name in required):
         problems.append(_("form_schema.required：应为 properties 中字段名的列表"))
-    return dict(schema), problems
+    order = schema.get(ORDER_KEY, list(properties))
+    if not isinstance(order, list) or sorted(map(str, order)) != sorted(map(str, properties)):
+        problems.append(_("form_schema.x-order：应列出 properties 的全部字段名，各一次"))
+    # The field order as written: PostgreSQL's jsonb does not keep the key order of ``properties``.
+    return {**schema, ORDER_KEY: list(order) if isinstance(order, list) else list(properties)}, problems
 
 
 def _resolve_licence(ref, province_code: str, cache: dict) -> LicenceType | None | str:
@@ -391,6 +412,10 @@ def _clean_item(raw, province_code: str, cache: dict) -> tuple[_ItemDraft | None
     values["steps"] = steps
     schema, schema_problems = clean_form_schema(raw.get("form_schema"))
     problems.extend(schema_problems)
+    schema, source_problems = sources.check_form_sources(
+        schema, province_code=province_code, holder_kinds=holders if isinstance(holders, list) else None, cache=cache
+    )
+    problems.extend(source_problems)
     values["form_schema"] = schema
     process_key = raw.get("process_key", "review")
     if not isinstance(process_key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$", process_key):

@@ -3,7 +3,9 @@
 Loads ``data/items.yaml`` (after the demo licence types it refers to), gives every item its
 implementations in the demo province (:func:`dgov.services.catalogue.implement_items`), and, once,
 lets one county implementation publish an outdated item name so that the drift report has a
-finding to show; then runs the 三级四同 check. Bulk inserts only, so it stays quick.
+finding to show; then runs the 三级四同 check. Bulk inserts only, so it stays quick. While there
+are no applications yet, it also generates about six months of application history
+(:mod:`dgov.services.demo_history`) for the metrics dashboard, the inboxes and supervision.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from django.db import transaction
 
 from dgov.kernel.services import audit
 from dgov.licenses import catalogue as licence_catalogue
-from dgov.services import catalogue
-from dgov.services.models import ItemDrift, ItemImplementation
+from dgov.services import catalogue, demo_history
+from dgov.services.models import Application, ItemDrift, ItemImplementation
 
 ACTOR = "system:demo"
 #: The county implementation that publishes an outdated name in the demo (个体工商户登记 under its old name).
@@ -48,4 +50,8 @@ def seed(*, province_code: str, seed: int = 0) -> str:
                 stale.save(update_fields=["name", "updated_at"])
                 audit.record("services.implementation.demo_drift", actor=ACTOR, target=stale)
     check = catalogue.check_consistency(actor=ACTOR)
-    return f"{report.to_text()} 实施清单新增 {made} 条。{check.to_text()}"
+    summary = f"{report.to_text()} 实施清单新增 {made} 条。{check.to_text()}"
+    # About six months of applications (办件历史) for the metrics, the inbox and supervision — once.
+    if not Application.objects.exists():
+        summary += "\n" + demo_history.generate(province_code=province_code, seed=seed).to_text()
+    return summary

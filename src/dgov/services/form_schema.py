@@ -16,7 +16,10 @@ from django.utils.translation import gettext as _
 
 from dgov.kernel.validators import is_valid_resident_id, is_valid_uscc
 
-__all__ = ["validate_form", "fields_of", "FORMATS"]
+__all__ = ["validate_form", "fields_of", "FORMATS", "ORDER_KEY"]
+
+#: Schema keyword listing the property names in display order (an extension, like ``x-source``).
+ORDER_KEY = "x-order"
 
 #: The string formats a form field may declare; the catalogue refuses any other at load time.
 FORMATS = ("date", "email", "phone", "cn-ric", "cn-uscc")
@@ -26,9 +29,17 @@ _PHONE = re.compile(r"^1[3-9]\d{9}$")
 
 
 def fields_of(schema: dict) -> list[tuple[str, dict, bool]]:
-    """``(name, property schema, required)`` for each property of ``schema``, in declaration order."""
-    required = set((schema or {}).get("required") or [])
-    return [(name, prop or {}, name in required) for name, prop in ((schema or {}).get("properties") or {}).items()]
+    """``(name, property schema, required)`` for each property of ``schema``, in declaration order.
+
+    The order is ``x-order`` when the schema has it (the catalogue stores it, since PostgreSQL's
+    jsonb does not keep object key order), else the order of ``properties``.
+    """
+    schema = schema or {}
+    required = set(schema.get("required") or [])
+    properties = schema.get("properties") or {}
+    order = [name for name in schema.get(ORDER_KEY) or () if name in properties]
+    names = order + [name for name in properties if name not in order]
+    return [(name, properties[name] or {}, name in required) for name in names]
 
 
 def _format_ok(fmt: str, value: str) -> bool:

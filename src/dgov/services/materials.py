@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from dgov.kernel.crypto import sm4_gcm_decrypt, sm4_gcm_encrypt
 from dgov.kernel.services import audit
 from dgov.kernel.services import keys as key_registry
+from dgov.services import applications
 from dgov.services.models import Application, ApplicationEvent, ApplicationMaterial, GuideMaterial
 
 __all__ = [
@@ -30,6 +31,9 @@ __all__ = [
     "add_data",
     "file_bytes",
     "guide_material",
+    "check_file",
+    "may_read",
+    "read_file",
 ]
 
 KEY_PURPOSE = "services.material"
@@ -178,3 +182,48 @@ def add_data(app: Application, material: GuideMaterial, *, actor) -> Application
         added_by=_label(actor),
     )
     return _record(app, row, actor=actor)
+
+
+def check_file(name: str, content_type: str, data: bytes) -> str:
+    """Check a file before anything is stored (type, size, content): the content type, or ValidationError.
+
+    Callers that take several files with other input in one go (一窗受理) check them all first, so
+    every problem is reported at once and nothing is half-written.
+    """
+    return _check_file(name, content_type, data)
+
+
+def may_read(app: Application, actor) -> bool:
+    """Who may open an application's files: officials of its competent department, and its applicant or holder."""
+    if not getattr(actor, "is_authenticated", False):
+        return False
+    if getattr(actor, "kind", "") == "official":
+        return getattr(actor, "department_id", None) == app.department_id
+    return applications.applications_of(actor).filter(pk=app.pk).exists()
+
+
+def read_file(row: ApplicationMaterial, *, actor) -> bytes:
+    """The bytes of a material file for someone who may read it (:func:`may_read`); every read is audited.
+
+    PermissionDenied for anyone else, ValueError when the row holds no file; a tampered blob raises
+    as :func:`file_bytes` does.
+    """
+    app = row.application
+    if not may_read(app, actor):
+        raise PermissionDenied(_("无权查看该材料。"))
+    if not row.sealed_content:
+        raise ValueError("material has no file")
+    data = file_bytes(row)
+    with transaction.atomic():
+        audit.record(
+            "services.material.read",
+            actor=actor,
+            target=app,
+            detail={
+                "material": row.pk,
+                "name": row.name,
+                "sha256": row.sha256,
+                "as": "department" if getattr(actor, "kind", "") == "official" else "applicant",
+            },
+        )
+    return data

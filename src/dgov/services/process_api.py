@@ -10,6 +10,7 @@ POST     ``/tasks/{id}/claim``            claim a task (认领)
 POST     ``/tasks/{id}/complete``         complete a task with a decision (409 when someone was first)
 GET      ``/{number}``                    one application (its applicant, or its department's officials)
 POST     ``/{number}/correction``         the applicant resubmits the form (补正)
+POST     ``/{number}/rating``             rate a closed application (好差评; 409 when already rated)
 =======  ===============================  ==========================================================
 
 Callers: logged-in users (session) and users' bearer tokens. Errors are problem+json: 400 with
@@ -31,7 +32,7 @@ from ninja.errors import HttpError
 
 from dgov.api.auth import bearer_auth, session_auth
 from dgov.kernel.models import Division
-from dgov.services import applications
+from dgov.services import applications, ratings
 from dgov.services.models import Application, ApplicationTask, ServiceItem
 
 router = Router(tags=["services"], auth=[bearer_auth, session_auth])
@@ -60,6 +61,8 @@ class CompleteIn(Schema):
 
     decision: str = Field(max_length=16)
     opinion: str = Field(default="", max_length=2000)
+    # Licence items for an approval that issues an e-licence (dgov.services.results), by item name.
+    licence: dict[str, str] = Field(default_factory=dict)
 
 
 class TaskOut(Schema):
@@ -137,12 +140,13 @@ def _conflict(exc: applications.TaskConflict):
 
 
 def _visible_application(user, number: str) -> Application:
-    """The application if the caller is its applicant or an official of its department; 404 otherwise."""
-    app = Application.objects.select_related("item", "department").filter(number=number).first()
-    if app is None:
-        raise Http404
+    """The application if the caller is its applicant or verified holder, or an official of its department; else 404."""
+    app = applications.applications_of(user).filter(number=number).first()
+    if app is not None:
+        return app
     dept_id = getattr(user, "department_id", None)
-    if app.applicant_id != getattr(user, "pk", None) and (dept_id is None or dept_id != app.department_id):
+    app = Application.objects.select_related("item", "department").filter(number=number).first()
+    if app is None or dept_id is None or dept_id != app.department_id:
         raise Http404
     return app
 
@@ -201,7 +205,10 @@ def complete(request: HttpRequest, task_id: int, payload: CompleteIn):
     task = _task(request, task_id)
     try:
         applications.complete_task(
-            task, actor=request.auth, decision=payload.decision, data={"opinion": payload.opinion}
+            task,
+            actor=request.auth,
+            decision=payload.decision,
+            data={"opinion": payload.opinion, "licence": payload.licence},
         )
     except applications.TaskConflict as exc:
         raise _conflict(exc) from None
@@ -223,3 +230,48 @@ def correction(request: HttpRequest, number: str, payload: CorrectionIn):
     except applications.TaskConflict as exc:
         raise _conflict(exc) from None
     return _app_out(app)
+
+
+class RatingIn(Schema):
+    """A rating (好差评): score 1 (非常不满意) … 5 (非常满意), an optional comment and the channel."""
+
+    score: int
+    comment: str = Field(default="", max_length=2000)
+    channel: str = Field(default="online", max_length=16)
+
+
+class RatingOut(Schema):
+    """A rating as stored, with the rectification order a bad rating opened."""
+
+    application: str
+    score: int
+    channel: str
+    created_at: datetime.datetime
+    rectification: str | None
+    rectification_due: datetime.date | None
+
+
+@router.post("/{number}/rating", response={201: RatingOut}, summary="评价办件（好差评）")
+def rate(request: HttpRequest, number: str, payload: RatingIn):
+    """Rate an own closed application once (applicant or verified holder); 409 when it was rated already."""
+    app = applications.applications_of(request.auth).filter(number=number).first()
+    if app is None:
+        raise Http404
+    try:
+        rating = ratings.rate(
+            app, actor=request.auth, score=payload.score, comment=payload.comment, channel=payload.channel
+        )
+    except ratings.AlreadyRated as exc:
+        raise HttpError(409, str(exc)) from None
+    order = getattr(rating, "rectification", None) if rating.is_bad else None
+    return Status(
+        201,
+        {
+            "application": app.number,
+            "score": rating.score,
+            "channel": rating.channel,
+            "created_at": rating.created_at,
+            "rectification": order.code if order else None,
+            "rectification_due": order.due_on if order else None,
+        },
+    )

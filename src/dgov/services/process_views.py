@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
-from dgov.services import applications
+from dgov.services import applications, prefill_views, result_views, results
 from dgov.services.applications import DECISION_LABELS
 from dgov.services.form_schema import fields_of
 from dgov.services.models import Application, ApplicationTask, ServiceItem
@@ -61,14 +61,22 @@ def _posted(schema: dict, post) -> dict:
 
 @login_required
 def apply(request, code: str):
-    """Fill in and submit the application form of an active item (在线申请)."""
+    """Fill in and submit the application form of an active item (在线申请), with pre-fill and materials.
+
+    ``action=prefill`` is the applicant's consent (数据授权, :mod:`dgov.services.prefill`): the form
+    comes back pre-filled, the consent carried in a hidden field. Submitting stores the application
+    with its materials in one transaction (:func:`dgov.services.prefill.submit_with_materials`).
+    """
     item = get_object_or_404(ServiceItem, basic_code=code, status=ServiceItem.Status.ACTIVE)
     schema = item.form_schema or {}
     values, errors = {}, {}
-    if request.method == "POST":
+    page = prefill_views.ApplyPage(request, item)
+    if request.method == "POST" and request.POST.get("action") == "prefill":
+        values = page.grant()
+    elif request.method == "POST":
         values = _posted(schema, request.POST)
         try:
-            app = applications.submit(item, applicant=request.user, data=values, actor=request.user)
+            app = page.submit(values)
         except ValidationError as exc:
             errors = exc.message_dict
         else:
@@ -77,7 +85,12 @@ def apply(request, code: str):
     return render(
         request,
         "services/apply.html",
-        {"item": item, "fields": _form_fields(schema, values, errors), "form_errors": errors.get("__all__", [])},
+        {
+            "item": item,
+            "fields": page.mark_sources(_form_fields(schema, values, errors)),
+            "form_errors": errors.get("__all__", []),
+            **page.context(errors),
+        },
         status=400 if errors else 200,
     )
 
@@ -110,7 +123,8 @@ def my_application(request, number: str):
         else:
             messages.success(request, gettext("补正材料已提交。"))
             return redirect("services:my_application", number=number)
-    correction = app.status == Application.Status.CORRECTION
+    # The 补正 form only for the applicant or the verified holder (a walk-in's holder may view it too).
+    correction = app.status == Application.Status.CORRECTION and applications.may_correct(app, request.user)
     reason = ""
     if correction:
         last = app.tasks.filter(decision="correct").order_by("-completed_at").first()
@@ -124,6 +138,9 @@ def my_application(request, number: str):
             "correction": correction,
             "reason": reason,
             "fields": _form_fields(app.item.form_schema or {}, values, errors) if correction else [],
+            "materials": app.materials.select_related("licence"),
+            "material_url": "services:my_material",
+            **result_views.closure_context(app, request.user),
         },
         status=400 if errors else 200,
     )
@@ -168,6 +185,10 @@ def task(request, task_id: int):
             "data": [(labels.get(k, k), v) for k, v in data.items()],
             "history": app.tasks.filter(status=ApplicationTask.Status.DONE).select_related("completed_by"),
             "events": app.events.all(),
+            "materials": app.materials.select_related("licence"),
+            "material_url": "services:material" if user.department_id == app.department_id else "",
+            "licence_links": True,
+            "licence_fields": results.licence_fields(app) if "approve" in [d for d, _label in decisions] else [],
         },
     )
 
@@ -189,7 +210,7 @@ def task_action(request, task_id: int):
             found,
             actor=user,
             decision=request.POST.get("decision", ""),
-            data={"opinion": request.POST.get("opinion", "")},
+            data={"opinion": request.POST.get("opinion", ""), "licence": results.licence_input(request.POST)},
         )
     except applications.TaskConflict as exc:
         messages.error(request, str(exc))

@@ -19,3 +19,28 @@ urlpatterns = [
 from dgov.services.process_urls import urlpatterns as _process_urlpatterns  # noqa: E402
 
 urlpatterns += _process_urlpatterns
+
+# One-window acceptance (一窗受理) and material downloads, same namespace.
+from dgov.services.window_urls import urlpatterns as _window_urlpatterns  # noqa: E402
+
+urlpatterns += _window_urlpatterns
+
+# 一件事: the combined form, bundle cases and proactive offers (主动服务), same namespace.
+from dgov.services.bundle_urls import urlpatterns as _bundle_urlpatterns  # noqa: E402
+
+urlpatterns += _bundle_urlpatterns
+
+# Service metrics (服务指标) and supervision of overdue applications (督办), same namespace.
+from dgov.services.metrics_urls import urlpatterns as _metrics_urlpatterns  # noqa: E402
+
+urlpatterns += _metrics_urlpatterns
+
+# Results (决定书 download) and 好差评 (rating form, ratings and rectification orders), same namespace.
+from dgov.services.result_urls import urlpatterns as _result_urlpatterns  # noqa: E402
+
+urlpatterns += _result_urlpatterns
+
+# Pre-fill side: the official's page of an application's shared data (免提交材料), same namespace.
+from dgov.services.prefill_urls import urlpatterns as _prefill_urlpatterns  # noqa: E402
+
+urlpatterns += _prefill_urlpatterns

@@ -7,6 +7,7 @@
     dgov services items implement [--province CODE] [--as USERNAME]   # 实施清单 for the province's departments
     dgov services check [--as USERNAME]                                 # 三级四同: drift findings
     dgov services processes load FILE.bpmn… | processes list            # BPMN 流程定义 (process_commands.py)
+    dgov services history [--count N] [--months M] [--seed S]           # demo 办件历史 (history_commands.py)
 
 Without ``--as`` the command acts as the system actor ``system:cli:<user>``. ``items load`` writes
 nothing when any entry is bad (exit status 1, every bad entry listed).
@@ -20,11 +21,12 @@ from django.core.management.base import CommandError
 
 from dgov.kernel.management.subcommands import SubcommandCommand
 from dgov.services import catalogue
+from dgov.services.history_commands import HistorySubcommand
 from dgov.services.models import ServiceItem
 from dgov.services.process_commands import ProcessesSubcommand
 
 
-class Command(ProcessesSubcommand, SubcommandCommand):
+class Command(HistorySubcommand, ProcessesSubcommand, SubcommandCommand):
     """Service items: items load|list|implement, check (三级四同)."""
 
     help = "Service items (政务服务事项): items load|list|implement, check (三级四同)."
@@ -33,6 +35,7 @@ class Command(ProcessesSubcommand, SubcommandCommand):
         "items": ("add_items_arguments", "handle_items", "service-item catalogue: load, list, implement (事项目录)"),
         "check": ("add_check_arguments", "handle_check", "三级四同 check of implementations (三级四同检查)"),
         "processes": ("add_processes_arguments", "handle_processes", "BPMN process definitions: load, list (流程定义)"),
+        "history": ("add_history_arguments", "handle_history", "demo application history (演示办件历史)"),
     }
 
     def add_items_arguments(self, parser) -> None:
