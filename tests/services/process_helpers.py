@@ -67,3 +67,10 @@ def make_world(django_user_model, *, prefix="p", process_key="review", promised=
 
 
 GOOD = {"name": "王小明", "age": "30", "purpose": "自用"}
+
+
+def drain_outbox() -> None:
+    """Deliver the outbox once, as the worker does after a commit (decision documents, offers)."""
+    from django.core.management import call_command
+
+    call_command("worker", "--once", "--no-tasks", verbosity=0)

@@ -12,7 +12,7 @@ from dgov.kernel.services import calendar
 from dgov.services import applications
 from dgov.services.models import Application, ApplicationEvent, ApplicationTask
 
-from .process_helpers import GOOD, make_world
+from .process_helpers import GOOD, drain_outbox, make_world
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,10 @@ def test_full_path_to_approval(world):
     assert app.status == Application.Status.APPROVED and app.completed_at
     assert not app.tasks.filter(status__in=["open", "claimed"]).exists()
     kinds = list(app.events.values_list("kind", flat=True))
-    # The decision document is delivered in the closing transaction (dgov.services.results).
+    assert kinds == ["submitted", "accepted", "task_completed", "approved", "completed"]
+    # The decision document is drawn and signed by the worker after the commit (dgov.services.results).
+    drain_outbox()
+    kinds = list(app.events.values_list("kind", flat=True))
     assert kinds == ["submitted", "accepted", "task_completed", "approved", "completed", "result_delivered"]
     assert Notification.objects.filter(
         user=world["users"]["citizen"], template="services.application.completed"

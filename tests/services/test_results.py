@@ -25,7 +25,7 @@ from dgov.licenses.services import current_credential, holder_index, licence_dat
 from dgov.services import applications, results
 from dgov.services.models import Application, ApplicationEvent
 
-from .process_helpers import GOOD, make_world
+from .process_helpers import GOOD, drain_outbox, make_world
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +79,12 @@ def _submit(world, user="citizen"):
     return applications.submit(world["item"], applicant=applicant, data=GOOD, actor=applicant)
 
 
+def _settle(app):
+    """The worker's turn (the decision document is drawn after the commit), then the application as stored."""
+    drain_outbox()
+    app.refresh_from_db()
+
+
 def _open(app):
     return app.tasks.get(status__in=applications.LIVE)
 
@@ -123,14 +129,14 @@ def test_approval_issues_a_licence_that_verifies_and_a_signed_decision(world, cl
     with pytest.raises(ValidationError) as info:
         applications.complete_task(task, actor=b, decision="approve")
     assert "经营场所" in " ".join(info.value.messages) and "食品经营许可证" in " ".join(info.value.messages)
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.IN_PROGRESS and app.licence is None and not app.result_pdf
     assert _open(app).pk == task.pk
 
     applications.complete_task(
         task, actor=b, decision="approve", data={"opinion": "同意", "licence": {"premises": "济南市历下区泉城路1号"}}
     )
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.APPROVED
     licence = app.licence
     assert licence is not None and licence.issuer == world["orgs"]["scjg"]
@@ -175,7 +181,7 @@ def test_denial_gives_a_refusal_with_the_reason_and_no_licence(world):
     app = _submit(world)
     task = _to_decision(world, app)
     applications.complete_task(task, actor=world["users"]["b"], decision="deny", data={"opinion": "经营场所面积不足"})
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.DENIED and app.licence is None
     texts = "".join(_texts(results.result_bytes(app)))
     assert "不予行政许可决定书" in texts and "经营场所面积不足" in texts
@@ -190,7 +196,7 @@ def test_rejection_gives_a_not_accepted_decision(world):
     applications.complete_task(
         _open(app), actor=world["users"]["a"], decision="reject", data={"opinion": "不属于本机关职权范围"}
     )
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.REJECTED
     texts = "".join(_texts(results.result_bytes(app)))
     assert "不予受理决定书" in texts and "不属于本机关职权范围" in texts and "第三十二条" in texts
@@ -203,7 +209,7 @@ def test_a_non_licensing_item_gets_a_result_notice(world):
     item.save(update_fields=["type", "produces_licence_type"])
     app = _submit(world)
     applications.complete_task(_to_decision(world, app), actor=world["users"]["b"], decision="approve")
-    app.refresh_from_db()
+    _settle(app)
     texts = "".join(_texts(results.result_bytes(app)))
     assert "办理结果通知书" in texts and "现予办结" in texts and "准予行政许可" not in texts
 
@@ -216,11 +222,11 @@ def test_an_unverified_applicant_cannot_be_approved_for_a_licence(world):
             task, actor=world["users"]["b"], decision="approve", data={"licence": {"premises": "某地"}}
         )
     assert "实名认证" in " ".join(info.value.messages)
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.IN_PROGRESS
     # Another way out stays open: the official may deny.
     applications.complete_task(task, actor=world["users"]["b"], decision="deny", data={"opinion": "无法核验身份"})
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.DENIED
 
 
@@ -236,7 +242,7 @@ def test_a_department_that_may_not_issue_the_licence_cannot_approve(world):
             task, actor=world["users"]["b"], decision="approve", data={"licence": {"premises": "某地"}}
         )
     assert "不是该证照的签发机构" in " ".join(info.value.messages)
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.IN_PROGRESS and not Licence.objects.exists()
 
 
@@ -255,6 +261,7 @@ def test_result_download_is_for_the_applicant_and_the_department_only(world, cli
     client.force_login(world["users"]["citizen"])
     assert client.get(url).status_code == 404  # not closed yet: no result
     applications.complete_task(_open(app), actor=world["users"]["a"], decision="reject", data={"opinion": "材料不全"})
+    drain_outbox()
 
     mine = client.get(url)
     assert mine.status_code == 200 and mine["Content-Type"] == "application/pdf"
@@ -284,10 +291,10 @@ def test_the_decision_page_prefills_licence_items_and_approves_with_them(world, 
     action = f"/workbench/services/tasks/{task.pk}/action/"
     refused = client.post(action, {"decision": "approve", "opinion": ""}, follow=True)
     assert "经营场所" in refused.content.decode()
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.IN_PROGRESS
     client.post(action, {"decision": "approve", "licence.premises": "历下区泉城路2号", "licence.remark": "首次"})
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.APPROVED
     assert licence_data(app.licence)["premises"] == "历下区泉城路2号" and licence_data(app.licence)["remark"] == "首次"
 
@@ -344,7 +351,7 @@ def test_demo_marriage_registration_issues_the_marriage_certificate(demo, lixia,
             break
         decision = {"accept": "accept", "decide": "approve"}.get(task.spec_name, "pass")
         applications.complete_task(task, actor=official, decision=decision)
-    app.refresh_from_db()
+    _settle(app)
     assert app.status == Application.Status.APPROVED
     licence = app.licence
     assert licence.licence_type == item.produces_licence_type and licence.issuer == department

@@ -4,12 +4,15 @@ A record created in ``population.event`` (a birth, a marriage …) may offer a �
 people it concerns (主动服务, :mod:`dgov.services.offers`). The registry announces the creation with
 field names only; the handler reads the record as it is when the worker runs. It is idempotent: an
 offer exists once per (bundle, holder, event), so a repeated delivery creates nothing.
+
+A closed application's decision document is drawn and signed here too, after the closing
+transaction (:func:`dgov.services.results.render_result`).
 """
 
 from __future__ import annotations
 
 from dgov.kernel.services.events import subscribe
-from dgov.services import offers
+from dgov.services import offers, results
 
 
 @subscribe("registry.record.created", name="services.offers.from_event")
@@ -18,3 +21,11 @@ def offer_from_event(event) -> None:
     payload = event.payload or {}
     if payload.get("registry") == offers.EVENT_REGISTRY and payload.get("uid"):
         offers.offers_from_event(payload["registry"], payload["uid"])
+
+
+@subscribe(results.RESULT_EVENT, name="services.results.render")
+def render_result(event) -> None:
+    """An application closed: draw, sign and store its decision document (a repeated delivery does nothing)."""
+    payload = event.payload or {}
+    if payload.get("application"):
+        results.render_result(int(payload["application"]), decided_by=str(payload.get("decided_by", "")))

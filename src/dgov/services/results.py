@@ -1,8 +1,9 @@
 """Result delivery (办理结果送达): the signed decision document, the e-licence, and their download.
 
 When an application closes (:data:`dgov.services.applications.application_closed`, sent inside the
-closing transaction) :func:`deliver` — connected in ``ServicesConfig.ready`` — does, in that
-transaction:
+closing transaction) :func:`deliver` — connected in ``ServicesConfig.ready`` — issues the e-licence
+in that transaction (1) and asks the worker, through the outbox, for the decision document (2),
+which :func:`render_result` draws after the commit (``services.result.requested``; idempotent):
 
 1. **E-licence** (approved items with ``produces_licence_type``): the licence is issued with
    :func:`dgov.licenses.services.issue` by the completing official in the name of the
@@ -47,7 +48,7 @@ from django.utils.translation import gettext as _
 
 from dgov.kernel.crypto import sm4_gcm_decrypt, sm4_gcm_encrypt
 from dgov.kernel.masking import mask_id_number, mask_uscc
-from dgov.kernel.services import audit
+from dgov.kernel.services import audit, events
 from dgov.kernel.services import keys as key_registry
 from dgov.licenses import pdf, pdfsign
 from dgov.licenses import services as licences
@@ -58,6 +59,8 @@ from dgov.services.models import Application, ApplicationEvent, ApplicationMater
 __all__ = [
     "KEY_PURPOSE",
     "deliver",
+    "render_result",
+    "RESULT_EVENT",
     "document_number",
     "licence_fields",
     "licence_input",
@@ -68,6 +71,9 @@ __all__ = [
 ]
 
 KEY_PURPOSE = "services.result"
+#: Outbox event asking the worker to draw and sign a closed application's decision document.
+RESULT_EVENT = "services.result.requested"
+WORKER_ACTOR = "system:worker"
 #: Licence date items that take the decision date when nothing else fills them.
 DECISION_DATE_ITEMS = frozenset({"registered_on", "established_on", "first_issued_on", "issued_on", "approved_on"})
 #: Licence items that take the issuing department's place when nothing else fills them.
@@ -348,21 +354,24 @@ def _document(app: Application, *, reason: str, licence: Licence | None, today: 
 
 
 def deliver(sender=None, *, application: Application, actor, data: Mapping[str, Any] | None = None, **kwargs) -> None:
-    """Receiver of ``application_closed``: the e-licence (when due), the signed decision, events and audit.
+    """Receiver of ``application_closed``: the e-licence (when due) now, the signed decision through the outbox.
 
     Runs inside the closing transaction: a ``ValidationError`` (a licence that cannot be issued)
-    rolls the completion back and reaches the official.
+    rolls the completion back and reaches the official. The decision document takes a few hundred
+    milliseconds to draw and sign (CJK font subsetting), too long to hold the application and
+    audit-chain locks, so a ``services.result.requested`` event is written in the same transaction
+    and the worker renders it (:func:`render_result`) right after the commit.
     """
     app = application
     data = dict(data or {})
     given = data.get("licence") or {}
     if not isinstance(given, Mapping):
         raise _refuse(_("证照信息格式不正确。"))
-    today = timezone.localdate()
     licence = None
     if app.status == Application.Status.APPROVED and app.item.produces_licence_type_id:
         licence = _issue_licence(app, actor=actor, given={str(k): v for k, v in given.items()})
         app.licence = licence
+        Application.objects.filter(pk=app.pk).update(licence=licence)
         applications._event(
             app,
             ApplicationEvent.Kind.LICENCE_ISSUED,
@@ -376,15 +385,46 @@ def deliver(sender=None, *, application: Application, actor, data: Mapping[str, 
             target=app,
             detail={"identifier": licence.identifier, "type": licence.licence_type.code},
         )
-    reason = _reason(app, data) if app.status != Application.Status.APPROVED else ""
-    document = _document(app, reason=reason, licence=licence, today=today)
-    signed = pdfsign.sign_pdf(pdf.render_document(document), app.department, reason=document.title)
-    digest = hashlib.sha256(signed).hexdigest()
-    app.result_pdf = _seal(signed, app.number)
-    Application.objects.filter(pk=app.pk).update(result_pdf=app.result_pdf, licence=licence)
-    detail = {"delivery": app.delivery, "sha256": digest, "document": document.number, "title": document.title}
-    applications._event(app, ApplicationEvent.Kind.RESULT_DELIVERED, actor, **detail)
-    audit.record("services.result.deliver", actor=actor, target=app, detail={**detail, "size": len(signed)})
+    events.publish(
+        RESULT_EVENT,
+        {"application": app.pk, "number": app.number, "decided_by": applications._label(actor)},
+        aggregate="services.application",
+        aggregate_id=str(app.pk),
+    )
+
+
+def render_result(app_id: int, *, actor=WORKER_ACTOR, decided_by: str = "") -> Application | None:
+    """Draw, sign and store the decision document of a closed application (idempotent; the worker's job).
+
+    The document is dated the day the application closed. An application that already has its
+    document, or is not closed, is left alone (None). Writes the ``result_delivered`` event and
+    the ``services.result.deliver`` audit record.
+    """
+    with transaction.atomic():
+        app = (
+            Application.objects.select_for_update(of=("self",))
+            .select_related("item", "department", "licence", "licence__licence_type")
+            .filter(pk=app_id)
+            .first()
+        )
+        if app is None or app.result_pdf or not app.is_closed:
+            return None
+        day = timezone.localdate(app.completed_at) if app.completed_at else timezone.localdate()
+        reason = _reason(app, {}) if app.status != Application.Status.APPROVED else ""
+        document = _document(app, reason=reason, licence=app.licence, today=day)
+        signed = pdfsign.sign_pdf(pdf.render_document(document), app.department, reason=document.title)
+        digest = hashlib.sha256(signed).hexdigest()
+        app.result_pdf = _seal(signed, app.number)
+        Application.objects.filter(pk=app.pk).update(result_pdf=app.result_pdf)
+        detail = {"delivery": app.delivery, "sha256": digest, "document": document.number, "title": document.title}
+        applications._event(app, ApplicationEvent.Kind.RESULT_DELIVERED, actor, **detail)
+        audit.record(
+            "services.result.deliver",
+            actor=actor,
+            target=app,
+            detail={**detail, "size": len(signed), "decided_by": decided_by},
+        )
+    return app
 
 
 # --- reading the result -----------------------------------------------------------------------------------------
