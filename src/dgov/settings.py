@@ -326,6 +326,8 @@ SERVICES_RESULT_NOTIFY_CHANNELS = ("in_app", "sms")
 # paper material is consented to the competent department until the legal due date plus this many days.
 SERVICES_PREFILL_CONSENT_HOURS = int(env("DGOV_SERVICES_PREFILL_CONSENT_HOURS", "24") or 24)
 SERVICES_PREFILL_LICENCE_EXTRA_DAYS = int(env("DGOV_SERVICES_PREFILL_LICENCE_EXTRA_DAYS", "30") or 30)
+# `dgov demo`: how many historical applications (办件历史) the demo generates for the metrics dashboard.
+SERVICES_DEMO_HISTORY_COUNT = int(env("DGOV_SERVICES_DEMO_HISTORY_COUNT", "600") or 600)
 # Rectification work orders (整改工单, docs/quality.md): re-check a registry this many seconds after its
 # last change (at the latest this many after the first); level-2 escalation after further working days.
 QUALITY_RECHECK_DEBOUNCE_SECONDS = int(env("DGOV_QUALITY_RECHECK_DEBOUNCE_SECONDS", "300") or 300)

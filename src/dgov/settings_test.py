@@ -13,3 +13,6 @@ from dgov.settings import *  # noqa: E402,F403
 LOGGING["handlers"]["console"]["flush_interval"] = 0  # noqa: F405
 # Every test client is 127.0.0.1: no per-address limit on licence verification unless a test sets one.
 LICENCE_VERIFY_RATE_PER_MINUTE = 0
+# `dgov demo` in tests (catalog, exchange, registry …) generates a short application history, not six months' worth;
+# tests/services/test_demo_history.py passes its own counts.
+SERVICES_DEMO_HISTORY_COUNT = 40

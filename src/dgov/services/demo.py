@@ -10,6 +10,7 @@ are no applications yet, it also generates about six months of application histo
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 
 from dgov.kernel.services import audit
@@ -53,5 +54,6 @@ def seed(*, province_code: str, seed: int = 0) -> str:
     summary = f"{report.to_text()} 实施清单新增 {made} 条。{check.to_text()}"
     # About six months of applications (办件历史) for the metrics, the inbox and supervision — once.
     if not Application.objects.exists():
-        summary += "\n" + demo_history.generate(province_code=province_code, seed=seed).to_text()
+        count = int(getattr(settings, "SERVICES_DEMO_HISTORY_COUNT", demo_history.DEFAULT_COUNT))
+        summary += "\n" + demo_history.generate(province_code=province_code, seed=seed, count=count).to_text()
     return summary
