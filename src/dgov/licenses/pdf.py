@@ -639,31 +639,17 @@ def _render(page: LicencePage, layout: Layout, now: datetime.datetime) -> bytes:
     page_obj = PageObject(contents=writer.add_object(content), media_box=(0, 0, width, height), resources=resources)
     writer.insert_page(page_obj)
 
-    box = (issuer_x - seal / 2, issuer_y - seal / 2, issuer_x + seal / 2, issuer_y + seal / 2)
-    append_signature_field(
+    _add_seal_field(
         writer,
-        SigFieldSpec(
-            SEAL_FIELD,
-            on_page=0,
-            box=tuple(round(v, 2) for v in box),
-            readable_field_name=_("电子证照签章"),
-            visible_sig_settings=VisibleSigSettings(rotate_with_page=True, scale_with_page_zoom=True),
+        page=0,
+        centre=(issuer_x, issuer_y),
+        size=seal,
+        label=_("电子证照签章"),
+        resources=generic.DictionaryObject(
+            {pdf_name("/Font"): fonts.resources(["sans"]), pdf_name("/ExtGState"): multiply}
         ),
+        ops=seal_ops,
     )
-    appearance = generic.StreamObject(
-        {
-            pdf_name("/Type"): pdf_name("/XObject"),
-            pdf_name("/Subtype"): pdf_name("/Form"),
-            pdf_name("/BBox"): generic.ArrayObject([generic.FloatObject(v) for v in (0, 0, seal, seal)]),
-            pdf_name("/Resources"): generic.DictionaryObject(
-                {pdf_name("/Font"): fonts.resources(["sans"]), pdf_name("/ExtGState"): multiply}
-            ),
-        },
-        stream_data=seal_ops.data(),
-    )
-    appearance.compress()
-    field_obj = _seal_field(writer)
-    field_obj["/AP"] = generic.DictionaryObject({pdf_name("/N"): writer.add_object(appearance)})
 
     _set_metadata(writer, page, now)
     writer.root["/Lang"] = generic.pdf_string("zh-CN")
@@ -673,6 +659,42 @@ def _render(page: LicencePage, layout: Layout, now: datetime.datetime) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def _add_seal_field(
+    writer: PdfFileWriter,
+    *,
+    page: int,
+    centre: tuple[float, float],
+    size: float,
+    label: str,
+    resources: generic.DictionaryObject,
+    ops: _Ops,
+) -> None:
+    """The empty signature field the seal is signed into, on ``page`` around ``centre``, showing the drawn seal."""
+    x, y = centre
+    box = (x - size / 2, y - size / 2, x + size / 2, y + size / 2)
+    append_signature_field(
+        writer,
+        SigFieldSpec(
+            SEAL_FIELD,
+            on_page=page,
+            box=tuple(round(v, 2) for v in box),
+            readable_field_name=label,
+            visible_sig_settings=VisibleSigSettings(rotate_with_page=True, scale_with_page_zoom=True),
+        ),
+    )
+    appearance = generic.StreamObject(
+        {
+            pdf_name("/Type"): pdf_name("/XObject"),
+            pdf_name("/Subtype"): pdf_name("/Form"),
+            pdf_name("/BBox"): generic.ArrayObject([generic.FloatObject(v) for v in (0, 0, size, size)]),
+            pdf_name("/Resources"): resources,
+        },
+        stream_data=ops.data(),
+    )
+    appearance.compress()
+    _seal_field(writer)["/AP"] = generic.DictionaryObject({pdf_name("/N"): writer.add_object(appearance)})
 
 
 def _seal_field(writer: PdfFileWriter) -> generic.DictionaryObject:
@@ -876,30 +898,17 @@ def _render_document(doc: Document, now: datetime.datetime) -> bytes:
         writer.insert_page(
             PageObject(contents=writer.add_object(content), media_box=(0, 0, width, height), resources=resources)
         )
-    box = (block_x - seal / 2, seal_y - seal / 2, block_x + seal / 2, seal_y + seal / 2)
-    append_signature_field(
+    _add_seal_field(
         writer,
-        SigFieldSpec(
-            SEAL_FIELD,
-            on_page=count - 1,
-            box=tuple(round(v, 2) for v in box),
-            readable_field_name=_("电子印章"),
-            visible_sig_settings=VisibleSigSettings(rotate_with_page=True, scale_with_page_zoom=True),
+        page=count - 1,
+        centre=(block_x, seal_y),
+        size=seal,
+        label=_("电子印章"),
+        resources=generic.DictionaryObject(
+            {pdf_name("/Font"): fonts.resources(["serif"]), pdf_name("/ExtGState"): multiply}
         ),
+        ops=seal_ops,
     )
-    appearance = generic.StreamObject(
-        {
-            pdf_name("/Type"): pdf_name("/XObject"),
-            pdf_name("/Subtype"): pdf_name("/Form"),
-            pdf_name("/BBox"): generic.ArrayObject([generic.FloatObject(v) for v in (0, 0, seal, seal)]),
-            pdf_name("/Resources"): generic.DictionaryObject(
-                {pdf_name("/Font"): fonts.resources(["serif"]), pdf_name("/ExtGState"): multiply}
-            ),
-        },
-        stream_data=seal_ops.data(),
-    )
-    appearance.compress()
-    _seal_field(writer)["/AP"] = generic.DictionaryObject({pdf_name("/N"): writer.add_object(appearance)})
 
     meta = writer.document_meta
     meta.title = f"{doc.title} {doc.number}"

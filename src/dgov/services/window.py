@@ -177,6 +177,21 @@ def _division(actor, division) -> Division | None:
     return actor.department.division
 
 
+def _attach_scans(app: Application, scans, *, actor) -> None:
+    """Seal each checked scan onto the application as the guide material it was scanned for."""
+    for material, scan in scans:
+        materials.add_file(
+            app,
+            name=material.name,
+            file_name=scan.file_name,
+            content_type=scan.content_type,
+            data=scan.data,
+            actor=actor,
+            source="scan",
+            material=material,
+        )
+
+
 def accept_walk_in(
     item,
     *,
@@ -220,17 +235,7 @@ def accept_walk_in(
             window_official=actor,
             delivery=delivery,
         )
-        for material, scan in scans:
-            materials.add_file(
-                app,
-                name=material.name,
-                file_name=scan.file_name,
-                content_type=scan.content_type,
-                data=scan.data,
-                actor=actor,
-                source="scan",
-                material=material,
-            )
+        _attach_scans(app, scans, actor=actor)
         for material in item.materials.filter(kind=GuideMaterial.Kind.DATA):
             materials.add_data(app, material, actor=actor)
         _visit(app, actor, "submit")
@@ -281,17 +286,7 @@ def window_correction(
         raise ValidationError(errors)
     with transaction.atomic():
         updated = applications.submit_correction(app, actor=actor, data=data, on_behalf=True)
-        for material, scan in scans:
-            materials.add_file(
-                updated,
-                name=material.name,
-                file_name=scan.file_name,
-                content_type=scan.content_type,
-                data=scan.data,
-                actor=actor,
-                source="scan",
-                material=material,
-            )
+        _attach_scans(updated, scans, actor=actor)
         _visit(updated, actor, "correction")
         audit.record(
             "services.window.correct",
