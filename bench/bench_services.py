@@ -15,6 +15,9 @@ What runs (in a fresh database, migrations disabled as in the tests; dropped aft
   audit) for ``--seconds``.
 * **history** — one application on a generated 100-user-task chain: the compact state size and the time of
   each completion, printed at 1, 10, 25, 50, 75 and 100 completed tasks.
+* **documents** — ``--documents`` applications approved one after another (the closing completion timed),
+  then the worker's step for each: the decision document drawn, PAdES-signed and sealed
+  (``results.render_result``).
 
 Run: ``.venv/bin/python bench/bench_services.py [--workers 4] [--seconds 10]
 [--database-url postgres://postgres@127.0.0.1:5432/postgres | --sqlite]``.
@@ -187,6 +190,35 @@ def do_history(out: Path) -> None:
     out.write_text(json.dumps(rows))
 
 
+def do_documents(count: int, out: Path) -> None:
+    """Close ``count`` applications (受理, 审查, 准予), then time the worker drawing and signing each decision."""
+    _django()
+    from django.contrib.auth import get_user_model
+
+    from dgov.services import applications, results
+    from dgov.services.models import ServiceItem
+
+    User = get_user_model()
+    citizen, official = User.objects.get(username="citizen0"), User.objects.get(username="official0")
+    item = ServiceItem.objects.get(basic_code="bench-review")
+    apps, closing = [], []
+    for _n in range(count + 1):  # the first one warms the fonts and the seal certificate
+        app = applications.submit(item, applicant=citizen, data=FORM, actor=citizen)
+        for decision in ("accept", "pass", "approve"):
+            task = app.tasks.get(status="open")
+            t0 = time.perf_counter()
+            applications.complete_task(task, actor=official, decision=decision)
+            if decision == "approve":
+                closing.append((time.perf_counter() - t0) * 1000)
+        apps.append(app.pk)
+    drawing = []
+    for pk in apps:
+        t0 = time.perf_counter()
+        results.render_result(pk)
+        drawing.append((time.perf_counter() - t0) * 1000)
+    out.write_text(json.dumps({"closing_ms": closing[1:], "drawing_ms": drawing[1:]}))
+
+
 def main() -> int:
     """Parse arguments, set up a fresh database and run the phases in child processes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,6 +226,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--documents", type=int, default=20, help="decision documents to draw and time")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -202,6 +235,8 @@ def main() -> int:
             do_setup(int(rest[0]))
         elif role == "worker":
             do_worker(int(rest[0]), float(rest[1]), float(rest[2]), Path(rest[3]))
+        elif role == "documents":
+            do_documents(int(rest[0]), Path(rest[1]))
         else:
             do_history(Path(rest[0]))
         return 0
@@ -249,6 +284,8 @@ def main() -> int:
         results = [json.loads((workdir / f"w{n}.json").read_text()) for n in range(args.workers)]
         subprocess.run([*me, "history", str(workdir / "history.json")], env=env, check=True)
         history = json.loads((workdir / "history.json").read_text())
+        subprocess.run([*me, "documents", str(args.documents), str(workdir / "documents.json")], env=env, check=True)
+        documents = json.loads((workdir / "documents.json").read_text())
     finally:
         if pg_name:
             import psycopg
@@ -286,6 +323,17 @@ def main() -> int:
         table(
             ["completed tasks", "state bytes", "bytes per completed task", "completion ms (median of last 5)"],
             [[m, history[m - 1]["bytes"], f"{history[m - 1]['bytes'] / m:.0f}", f"{window[m]:.1f}"] for m in marks],
+        )
+    )
+    closing, drawing = statistics.median(documents["closing_ms"]), statistics.median(documents["drawing_ms"])
+    print(f"\nResult delivery, {len(documents['drawing_ms'])} approvals, one process")
+    print(
+        table(
+            ["step", "median ms", "per second per process"],
+            [
+                ["closing completion (准予, e-licence step, outbox event)", f"{closing:.1f}", f"{1000 / closing:.0f}"],
+                ["decision document drawn + PAdES-signed + sealed (worker)", f"{drawing:.0f}", f"{1000 / drawing:.1f}"],
+            ],
         )
     )
     return 0
