@@ -274,7 +274,8 @@ def test_task_page_lists_materials_and_downloads_are_scoped(client, world):
 
     client.force_login(world["users"]["a"])
     page = client.get(f"/workbench/services/tasks/{task.pk}/").content.decode()
-    assert "申请书" in page and "窗口扫描" in page and url in page and "共享数据" in page
+    assert "申请书" in page and "窗口扫描" in page and url in page and "共享数据（人口基础库）" in page
+    assert "population.person" not in page  # the library's name, not its registry code
     download = client.get(url)
     assert download.status_code == 200 and download.content == PDF
     assert download["Content-Type"] == "application/pdf" and download["Content-Disposition"].startswith("attachment")

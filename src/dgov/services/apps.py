@@ -4,6 +4,16 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 
+def department_official(user) -> bool:
+    """Menu permission of the task inbox: an official who belongs to a department (as the inbox view requires)."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and getattr(user, "kind", "") == "official"
+        and getattr(user, "department_id", None) is not None
+    )
+
+
 class ServicesConfig(AppConfig):
     """一网通办: service items and guides, applications on BPMN processes, one-window acceptance."""
 
@@ -23,6 +33,10 @@ class ServicesConfig(AppConfig):
             "services:items",
             permission=navigation.officials_only,
             order=22,
+        )
+        # The task inbox (待办任务) had no menu entry: officials could not find it from the workbench.
+        navigation.register(
+            "workbench", "service_tasks", _("待办任务"), "services:inbox", permission=department_official, order=20
         )
         # 一件事: connects the receiver that completes a bundle case when its last member closes.
         from dgov.services import bundles  # noqa: F401
