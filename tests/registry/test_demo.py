@@ -224,7 +224,8 @@ def test_demo_is_deterministic():
 
 def test_demo_command_seeds_once_and_is_audited():
     call_command("demo", "--persons", "40", "--enterprises", "4")
-    assert Record.objects.filter(registry__code="population.person").count() == 40
+    # 40 generated, and the newborn of the services demo's 主动服务 (dgov.services.demo.seed_birth_offer).
+    assert Record.objects.filter(registry__code="population.person").count() == 40 + 1
     record = AuditRecord.objects.filter(action="registry.demo.generate").get()
     assert record.detail["persons"] == 40
     assert record.detail["records"]["population.person"] == 40
@@ -233,7 +234,7 @@ def test_demo_command_seeds_once_and_is_audited():
     with pytest.raises(CommandError):
         call_command("demo", "--persons", "40")
     call_command("demo", "--persons", "40", "--if-missing")
-    assert Record.objects.filter(registry__code="population.person").count() == 40
+    assert Record.objects.filter(registry__code="population.person").count() == 40 + 1
     assert DemoDataset.objects.count() == 1
 
 

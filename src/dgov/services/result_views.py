@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
-from dgov.services import applications, ratings, results
+from dgov.services import applications, establishment, ratings, results
 from dgov.services.models import Application, RatingRectification, ServiceRating
 
 
@@ -27,6 +27,8 @@ def closure_context(app: Application, user) -> dict:
     return {
         "result_url": reverse("services:result_pdf", args=[app.number]) if app.result_pdf else "",
         "licence": app.licence if app.licence_id else None,
+        # An enterprise licence of a person's approval (设立登记): the new entity's name and USCC.
+        "entity": establishment.entity_of(app),
         "rating": rating,
         "can_rate": rating is None and ratings.can_rate(app, user),
         "scores": ServiceRating.Score.choices,

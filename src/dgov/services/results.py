@@ -15,6 +15,9 @@ which :func:`render_result` draws after the commit (``services.result.requested`
    item that stays empty, a holder of the wrong kind or an unverified ID number **refuses the
    approval** with a ``ValidationError`` naming what is missing: an approved licensing decision
    without its licence would be wrong, so the official completes the items or decides otherwise.
+   A person's 设立登记 (an item producing the 营业执照) first registers the new enterprise in the
+   legal-entity library with a freshly minted USCC, and the licence goes to that enterprise; so do
+   the enterprise licences of its 一件事 siblings (:mod:`dgov.services.establishment`).
 2. **Decision document** (决定书): 准予行政许可决定书 / 不予行政许可决定书 for 行政许可 items,
    办理结果通知书 / 不予办理通知书 for the others, 不予受理决定书 (不予受理通知书) for a
    rejection; with the department, the document number ``<short name><word>〔<year>〕<n>号``
@@ -53,7 +56,7 @@ from dgov.kernel.services import keys as key_registry
 from dgov.licenses import pdf, pdfsign
 from dgov.licenses import services as licences
 from dgov.licenses.models import HolderKind, Licence, LicenceType
-from dgov.services import applications
+from dgov.services import applications, establishment
 from dgov.services.models import Application, ApplicationEvent, ApplicationMaterial, ItemType
 
 __all__ = [
@@ -195,17 +198,23 @@ def _refuse(message: str) -> ValidationError:
     return ValidationError({"licence": [message]})
 
 
-def _issue_licence(app: Application, *, actor, given: Mapping[str, Any]) -> Licence:
-    """Issue the item's e-licence to the applicant, or refuse the approval naming what is missing."""
+def _issue_licence(
+    app: Application, *, actor, given: Mapping[str, Any], holder: establishment.Holder | None = None
+) -> Licence:
+    """Issue the item's e-licence to the applicant, or refuse the approval naming what is missing.
+
+    ``holder``: the enterprise a person's approval issues it to instead (a new 设立登记, or the one a
+    一件事 sibling registered; :func:`dgov.services.establishment.licence_holder`).
+    """
     licence_type = app.item.produces_licence_type
     type_name = licence_type.name
-    if app.holder_kind != licence_type.holder_kind:
+    if holder is None and app.holder_kind != licence_type.holder_kind:
         wanted = _("企业") if licence_type.holder_kind == HolderKind.ENTERPRISE else _("个人")
         raise _refuse(
             _("无法签发电子证照「%(type)s」：持证主体应为%(kind)s，与申请人不符，不能作出准予决定。")
             % {"type": type_name, "kind": wanted}
         )
-    if not app.holder_number:
+    if holder is None and not app.holder_number:
         raise _refuse(
             _("无法签发电子证照「%(type)s」：申请人尚未完成实名认证（没有经核验的证件号码），不能作出准予决定。")
             % {"type": type_name}
@@ -222,8 +231,8 @@ def _issue_licence(app: Application, *, actor, given: Mapping[str, Any]) -> Lice
         return licences.issue(
             licence_type,
             issuer=app.department,
-            holder_name=app.holder_name,
-            holder_id=app.holder_number,
+            holder_name=holder.name if holder is not None else app.holder_name,
+            holder_id=holder.uscc if holder is not None else app.holder_number,
             data=values,
             actor=actor,
             source=f"services:{app.number}"[:64],
@@ -317,7 +326,13 @@ def _document(app: Application, *, reason: str, licence: Licence | None, today: 
     else:
         text = f"{applied}，本机关已依法受理。经审查，符合办理条件，现予办结。"
     paragraphs = [text]
-    if licence is not None:
+    if licence is not None and licence.holder_kind != app.holder_kind:
+        # A person's 设立登记 (or a 一件事 member after it): the licence is the new enterprise's.
+        paragraphs.append(
+            f"本机关已签发电子证照“{licence.licence_type.name}”（证照编号：{licence.number}），持证主体为"
+            f"{licence.holder_name}（统一社会信用代码：{licence.holder_id}），可在该主体的企业账号“我的证照”中查看、下载和使用。"
+        )
+    elif licence is not None:
         paragraphs.append(
             f"本机关已签发电子证照“{licence.licence_type.name}”（证照编号：{licence.number}），可在“我的证照”中查看、下载和使用。"
         )
@@ -369,21 +384,30 @@ def deliver(sender=None, *, application: Application, actor, data: Mapping[str, 
         raise _refuse(_("证照信息格式不正确。"))
     licence = None
     if app.status == Application.Status.APPROVED and app.item.produces_licence_type_id:
-        licence = _issue_licence(app, actor=actor, given={str(k): v for k, v in given.items()})
+        given = {str(k): v for k, v in given.items()}
+        # A person's 设立登记 registers the enterprise first; its 一件事 siblings' licences go to it too.
+        holder = establishment.licence_holder(
+            app, actor=actor, values=licence_values(app, app.item.produces_licence_type, given)
+        )
+        if holder is not None:
+            given = {**holder.defaults, **given}
+        licence = _issue_licence(app, actor=actor, given=given, holder=holder)
         app.licence = licence
         Application.objects.filter(pk=app.pk).update(licence=licence)
+        entity = holder.detail if holder is not None else {}  # the USCC and registry uid: no personal data
         applications._event(
             app,
             ApplicationEvent.Kind.LICENCE_ISSUED,
             actor,
             identifier=licence.identifier,
             type=licence.licence_type.code,
+            **entity,
         )
         audit.record(
             "services.result.licence",
             actor=actor,
             target=app,
-            detail={"identifier": licence.identifier, "type": licence.licence_type.code},
+            detail={"identifier": licence.identifier, "type": licence.licence_type.code, **entity},
         )
     events.publish(
         RESULT_EVENT,
