@@ -126,6 +126,7 @@ __all__ = [
     "department_of",
     "field_authority",
     "find_record",
+    "find_records",
     "get_registry",
     "history",
     "is_admin",
@@ -1963,8 +1964,8 @@ def subject_digest_of_account(user) -> str:
 # --- Finding and searching ----------------------------------------------------------------------------------
 
 
-def find_record(registry: Registry, field: str, value) -> Record | None:
-    """The live record whose identifier/unique/lookup ``field`` equals ``value`` (via its blind index)."""
+def find_records(registry: Registry, field: str, value) -> QuerySet[Record]:
+    """The live records whose identifier/unique/lookup ``field`` equals ``value`` (via its blind index), by id."""
     fields = field_map(registry_fields(registry))
     definition = fields.get(field)
     if definition is None or not (definition.unique or definition.lookup):
@@ -1972,9 +1973,9 @@ def find_record(registry: Registry, field: str, value) -> Record | None:
     try:
         cleaned = clean_value(definition, value)
     except RecordValidationError:
-        return None  # a value that cannot be valid cannot be stored either
+        return Record.objects.none()  # a value that cannot be valid cannot be stored either
     if cleaned is None:
-        return None
+        return Record.objects.none()
     digest = _digest(registry, definition, cleaned)
     return (
         Record.objects.filter(
@@ -1986,8 +1987,12 @@ def find_record(registry: Registry, field: str, value) -> Record | None:
         )
         .select_related("registry", "created_by_org")
         .order_by("id")
-        .first()
     )
+
+
+def find_record(registry: Registry, field: str, value) -> Record | None:
+    """The live record whose identifier/unique/lookup ``field`` equals ``value`` (via its blind index)."""
+    return find_records(registry, field, value).first()
 
 
 _OPERATORS = ("exact", "gte", "lte", "gt", "lt", "contains", "icontains", "in")

@@ -139,11 +139,9 @@ def _parties(kind: str, event: dict) -> tuple[Record | None, list[tuple[Record, 
     if household is not None:
         read.append(household)
         head = _live(PERSON_REGISTRY, registry.record_values_now(household).get("head"))
-        spouses, _total = registry.search_records(
-            registry.get_registry(PERSON_REGISTRY),
-            filters={"household": str(household.uid), "relation": "spouse"},
-            limit=5,
-        )
+        # The household's members through the blind index of the lookup field, not a scan of the library.
+        members = registry.find_records(registry.get_registry(PERSON_REGISTRY), "household", str(household.uid))
+        spouses = [m for m in members[:50] if registry.record_values_now(m).get("relation") == "spouse"][:5]
         for parent in [head, *spouses]:
             if parent is not None and all(parent.pk != p.pk for p in parents):
                 parents.append(parent)
