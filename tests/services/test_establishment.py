@@ -11,7 +11,7 @@ from dgov.identity import realname
 from dgov.kernel.fields import blind_index
 from dgov.kernel.models import AuditRecord, Organization
 from dgov.kernel.validators import is_valid_uscc, make_resident_id, make_uscc
-from dgov.licenses import keys, verification, wallet
+from dgov.licenses import verification, wallet
 from dgov.licenses.services import current_credential, licence_data
 from dgov.registry import libraries
 from dgov.registry import services as registry
@@ -38,14 +38,6 @@ FORM = {
     "business_scope": "软件开发；信息技术咨询服务",
     "legal_representative": FOUNDER,
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    """Issuer keys are cached per process by department id: test databases reuse ids."""
-    keys.clear_cache()
-    yield
-    keys.clear_cache()
 
 
 def _code(serial):

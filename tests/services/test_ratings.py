@@ -8,7 +8,6 @@ from django.db import connection
 
 from dgov.kernel.models import AuditRecord, Notification, Organization
 from dgov.kernel.services import calendar
-from dgov.licenses import keys
 from dgov.services import applications, ratings
 from dgov.services.models import Application, ApplicationEvent, RatingRectification, ServiceRating
 
@@ -17,14 +16,6 @@ from .process_helpers import GOOD, make_world
 pytestmark = pytest.mark.django_db
 
 API = "/api/v1/services/applications"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    """Issuer keys are cached per process by department id: test databases reuse ids."""
-    keys.clear_cache()
-    yield
-    keys.clear_cache()
 
 
 @pytest.fixture

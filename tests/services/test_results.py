@@ -19,7 +19,7 @@ from pyhanko_certvalidator import ValidationContext
 from dgov.kernel.fields import blind_index
 from dgov.kernel.models import AuditRecord, Notification, OutboxEvent
 from dgov.kernel.validators import make_resident_id
-from dgov.licenses import keys, pdfsign, verification
+from dgov.licenses import pdfsign, verification
 from dgov.licenses.models import Licence, LicenceType
 from dgov.licenses.services import current_credential, holder_index, licence_data
 from dgov.services import applications, results
@@ -31,14 +31,6 @@ pytestmark = pytest.mark.django_db
 
 ID_NUMBER = make_resident_id("370102", datetime.date(1990, 1, 1), 123)
 API = "/api/v1/services/applications"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    """Issuer keys are cached per process by department id: test databases reuse ids."""
-    keys.clear_cache()
-    yield
-    keys.clear_cache()
 
 
 @pytest.fixture

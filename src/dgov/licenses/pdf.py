@@ -706,26 +706,21 @@ def _seal_field(writer: PdfFileWriter) -> generic.DictionaryObject:
     raise LookupError("the seal field was not created")  # pragma: no cover
 
 
-def _set_metadata(writer: PdfFileWriter, page: LicencePage, now: datetime.datetime) -> None:
-    """Document information and XMP: title, issuer, keywords and the dgov licence identifiers."""
-    from lxml import etree
-
-    etree.register_namespace("dgov", XMP_NS)
+def _describe(writer: PdfFileWriter, *, title: str, author: str, subject: str, keywords, now) -> Any:
+    """Fill the writer's document metadata (title, author, subject, keywords, creator, date); returns it."""
     meta = writer.document_meta
-    meta.title = f"{page.title} {page.number}"
-    meta.author = page.issuer_name
-    meta.subject = _("电子证照 %(id)s") % {"id": page.identifier}
-    meta.keywords = list(page.keywords)
+    meta.title = title
+    meta.author = author
+    meta.subject = subject
+    meta.keywords = list(keywords)
     meta.creator = "dgov"
     meta.created = now
-    meta.xmp_extra = [
-        xmp.XmpStructure.of(
-            (XMP_IDENTIFIER, xmp.XmpValue(page.identifier)),
-            (XMP_CREDENTIAL, xmp.XmpValue(page.credential_id)),
-            (XMP_VERSION, xmp.XmpValue(str(page.version))),
-        )
-    ]
-    # pyHanko writes XMP and refreshes the entries of an existing Info dictionary from document_meta.
+    return meta
+
+
+def _write_info(writer: PdfFileWriter) -> None:
+    """An Info dictionary from the document metadata (pyHanko writes XMP and refreshes an existing Info from it)."""
+    meta = writer.document_meta
     writer.set_info(
         generic.DictionaryObject(
             {
@@ -737,6 +732,29 @@ def _set_metadata(writer: PdfFileWriter, page: LicencePage, now: datetime.dateti
             }
         )
     )
+
+
+def _set_metadata(writer: PdfFileWriter, page: LicencePage, now: datetime.datetime) -> None:
+    """Document information and XMP: title, issuer, keywords and the dgov licence identifiers."""
+    from lxml import etree
+
+    etree.register_namespace("dgov", XMP_NS)
+    meta = _describe(
+        writer,
+        title=f"{page.title} {page.number}",
+        author=page.issuer_name,
+        subject=_("电子证照 %(id)s") % {"id": page.identifier},
+        keywords=page.keywords,
+        now=now,
+    )
+    meta.xmp_extra = [
+        xmp.XmpStructure.of(
+            (XMP_IDENTIFIER, xmp.XmpValue(page.identifier)),
+            (XMP_CREDENTIAL, xmp.XmpValue(page.credential_id)),
+            (XMP_VERSION, xmp.XmpValue(str(page.version))),
+        )
+    ]
+    _write_info(writer)
 
 
 def read_identifiers(xmp_roots) -> dict[str, str]:
@@ -910,24 +928,15 @@ def _render_document(doc: Document, now: datetime.datetime) -> bytes:
         ops=seal_ops,
     )
 
-    meta = writer.document_meta
-    meta.title = f"{doc.title} {doc.number}"
-    meta.author = doc.issuer_name
-    meta.subject = doc.subject or doc.title
-    meta.keywords = list(doc.keywords)
-    meta.creator = "dgov"
-    meta.created = now
-    writer.set_info(
-        generic.DictionaryObject(
-            {
-                pdf_name("/Title"): generic.TextStringObject(meta.title),
-                pdf_name("/Author"): generic.TextStringObject(meta.author),
-                pdf_name("/Subject"): generic.TextStringObject(meta.subject),
-                pdf_name("/Keywords"): generic.TextStringObject(",".join(meta.keywords)),
-                pdf_name("/Creator"): generic.TextStringObject("dgov"),
-            }
-        )
+    _describe(
+        writer,
+        title=f"{doc.title} {doc.number}",
+        author=doc.issuer_name,
+        subject=doc.subject or doc.title,
+        keywords=doc.keywords,
+        now=now,
     )
+    _write_info(writer)
     writer.root["/Lang"] = generic.pdf_string("zh-CN")
     writer.root["/ViewerPreferences"] = generic.DictionaryObject(
         {pdf_name("/DisplayDocTitle"): generic.BooleanObject(True)}
