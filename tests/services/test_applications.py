@@ -242,3 +242,13 @@ def test_enterprise_applications_carry_the_uscc_blind_index(world, django_user_m
     app = applications.submit(world["item"], applicant=company, data=GOOD, actor=company)
     assert (app.holder_kind, app.holder_id) == ("enterprise", holder_index("enterprise", uscc))
     assert uscc not in app.holder_id
+
+
+def test_lists_leave_the_process_state_and_the_decision_pdf_in_the_database(world):
+    citizen, official = world["users"]["citizen"], world["users"]["a"]
+    applications.submit(world["item"], applicant=citizen, data=GOOD, actor=citizen)
+    listed = applications.applications_of(citizen).get()
+    assert {"workflow_state", "result_pdf"} <= listed.get_deferred_fields()
+    task = applications.tasks_for(official).get()
+    assert {"workflow_state", "result_pdf"} <= task.application.get_deferred_fields()
+    assert listed.workflow_state  # still there when an object asks for it

@@ -567,7 +567,8 @@ def applications_of(user) -> QuerySet[Application]:
         kind, holder_id = _holder(user)
         if not holder_id.startswith("account:"):
             mine |= Q(holder_kind=kind, holder_id=holder_id)
-    return Application.objects.filter(mine).select_related("item", "department")
+    # Lists never read the process state or the decision PDF: they load only when an object asks for them.
+    return Application.objects.filter(mine).select_related("item", "department").defer("workflow_state", "result_pdf")
 
 
 def tasks_for(user, *, include_done: bool = False) -> QuerySet[ApplicationTask]:
@@ -575,7 +576,12 @@ def tasks_for(user, *, include_done: bool = False) -> QuerySet[ApplicationTask]:
     statuses = list(LIVE)
     if include_done:
         statuses.append(ApplicationTask.Status.DONE)
-    qs = ApplicationTask.objects.filter(status__in=statuses).select_related("application", "application__item")
+    # The process state (~40 KB) and the decision PDF stay in the database: lists and task pages never read them.
+    qs = (
+        ApplicationTask.objects.filter(status__in=statuses)
+        .select_related("application", "application__item")
+        .defer("application__workflow_state", "application__result_pdf")
+    )
     dept = getattr(user, "department", None)
     if getattr(user, "kind", "") == "official" and dept is not None:
         return qs.filter(department=dept)
