@@ -216,8 +216,8 @@ def _days(raw: Mapping, key: str, problems: list[str], *, required: bool = True)
 def clean_form_schema(schema) -> tuple[dict, list[str]]:
     """Check an application form schema (JSON Schema 2020-12 subset); returns it and the problems.
 
-    The subset: an object with ``properties`` of type string/integer/number/boolean (a date is a
-    string with ``format: date``), each with ``title`` (Chinese) and optionally ``enum``,
+    The subset: an object with ``properties`` of type string/integer/number/boolean (``format`` one of
+    :data:`dgov.services.form_schema.FORMATS`), each with ``title`` (Chinese) and optionally ``enum``,
     ``maxLength``, ``minLength``, ``pattern``, ``minimum``, ``maximum``, ``description`` and the
     extension ``x-source`` (its value is checked by :func:`dgov.services.sources.check_form_sources`);
     ``required`` names properties. The cleaned schema gets ``x-order``, the property names in file
