@@ -423,6 +423,14 @@ def test_page_flow_consent_prefill_and_submit_with_licence(world, client):
         f"use_licence_{licence_material.pk}": "on",
         f"material_{_material(world, '申请书').pk}": SimpleUploadedFile("申请书.pdf", PDF, "application/pdf"),
     }
+    # An error comes back with the consent's sources and licences as they were offered, nothing stored.
+    missing = {key: value for key, value in form.items() if key != f"material_{_material(world, '申请书').pk}"}
+    again = client.post(_url(world), missing)
+    assert again.status_code == 400 and not Application.objects.exists()
+    html = again.content.decode()
+    assert f'name="prefill_consent" value="{consent.pk}"' in html and "来自人口基础库" in html
+    assert f'name="use_licence_{licence_material.pk}" checked' in html and "请上传“申请书”。" in html
+    form[f"material_{_material(world, '申请书').pk}"] = SimpleUploadedFile("申请书.pdf", PDF, "application/pdf")
     done = client.post(_url(world), form)
     assert done.status_code == 302, done.content.decode()[:2000]
     app = Application.objects.get()

@@ -394,3 +394,34 @@ def test_window_pages_in_english(client, world):
     page = client.get(f"/workbench/services/window/items/{world['item'].basic_code}/", HTTP_ACCEPT_LANGUAGE="en")
     text = page.content.decode()
     assert "Applicant type" in text and "Accept and print the receipt" in text and "受理并出具回执" not in text
+
+
+def test_window_list_queries_do_not_grow_with_rows(client, world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(world["clerk"])
+    _accept(world)
+    client.get("/workbench/services/window/applications/")  # warm per-process caches (menu, permissions)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get("/workbench/services/window/applications/").status_code == 200
+    for _ in range(3):
+        _accept(world)
+    with CaptureQueriesContext(connection) as four:
+        page = client.get("/workbench/services/window/applications/")
+    assert page.content.decode().count('data-testid="window-row-') == 4
+    assert len(four) == len(one), [q["sql"] for q in four.captured_queries]
+
+
+def test_accept_page_offers_current_divisions_below_the_window(client, world):
+    from dgov.kernel.models import Division
+
+    province = world["clerk"].department.division
+    Division.objects.create(code="370100", name="济南市", full_name="山东省济南市", level=2, parent=province)
+    Division.objects.create(
+        code="371200", name="莱芜市", full_name="山东省莱芜市", level=2, parent=province, is_current=False
+    )
+    client.force_login(world["clerk"])
+    html = client.get(f"/workbench/services/window/items/{world['item'].basic_code}/").content.decode()
+    assert 'value="370000"' in html and 'value="370100"' in html
+    assert 'value="371200"' not in html  # abolished (2019): not offered

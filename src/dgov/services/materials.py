@@ -30,8 +30,8 @@ __all__ = [
     "add_licence",
     "add_data",
     "file_bytes",
-    "guide_material",
     "check_file",
+    "material_field",
     "may_read",
     "read_file",
 ]
@@ -62,8 +62,12 @@ def _label(actor) -> str:
     return str(getattr(actor, "username", actor) or "")[:150]
 
 
-def _check_file(name: str, content_type: str, data: bytes) -> str:
-    """The content type to store, or ValidationError naming what is wrong with the file."""
+def check_file(name: str, content_type: str, data: bytes) -> str:
+    """Check a file before anything is stored (type, size, content): the content type, or ValidationError.
+
+    Callers that take several files with other input in one go (一窗受理, the apply page) check them
+    all first, so every problem is reported at once and nothing is half-written.
+    """
     content_type = (content_type or "").split(";")[0].strip().lower()
     if content_type not in ALLOWED_TYPES:
         raise ValidationError({"file": [_("“%(name)s”：只接受 PDF、JPEG、PNG 或 OFD 文件。") % {"name": name}]})
@@ -94,14 +98,9 @@ def file_bytes(material: ApplicationMaterial) -> bytes:
     return data
 
 
-def guide_material(app: Application, material_id) -> GuideMaterial | None:
-    """The item's guide material with this id, or None (a material of another item is not accepted)."""
-    if material_id in (None, ""):
-        return None
-    try:
-        return app.item.materials.get(pk=int(material_id))
-    except (GuideMaterial.DoesNotExist, TypeError, ValueError):
-        raise ValidationError({"material": [_("该材料不属于本事项。")]}) from None
+def material_field(material: GuideMaterial | int) -> str:
+    """The form input and error key of a guide material's file (apply page and window): ``material_<id>``."""
+    return f"material_{getattr(material, 'pk', material)}"
 
 
 def _record(app: Application, row: ApplicationMaterial, *, actor) -> ApplicationMaterial:
@@ -142,7 +141,7 @@ def add_file(
         ApplicationMaterial.Source.RESULT,
     ):
         raise ValidationError({"source": [_("未知的材料来源。")]})
-    content_type = _check_file(file_name or name, content_type, data)
+    content_type = check_file(file_name or name, content_type, data)
     row = ApplicationMaterial(
         application=app,
         material=material,
@@ -182,15 +181,6 @@ def add_data(app: Application, material: GuideMaterial, *, actor) -> Application
         added_by=_label(actor),
     )
     return _record(app, row, actor=actor)
-
-
-def check_file(name: str, content_type: str, data: bytes) -> str:
-    """Check a file before anything is stored (type, size, content): the content type, or ValidationError.
-
-    Callers that take several files with other input in one go (一窗受理) check them all first, so
-    every problem is reported at once and nothing is half-written.
-    """
-    return _check_file(name, content_type, data)
 
 
 def may_read(app: Application, actor) -> bool:

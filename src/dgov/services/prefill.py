@@ -53,6 +53,7 @@ from dgov.registry import services as registry_services
 from dgov.registry.models import Record
 from dgov.services import applications, materials, sources
 from dgov.services.form_schema import fields_of, validate_form
+from dgov.services.materials import material_field
 from dgov.services.models import Application, ApplicationEvent, ApplicationMaterial, GuideMaterial, PrefillConsent
 
 __all__ = [
@@ -132,11 +133,6 @@ def subject_of(user) -> Subject | None:
     return None
 
 
-def material_field(material: GuideMaterial) -> str:
-    """The form field (and error key) of a guide material on the apply page: ``material_<id>``."""
-    return f"material_{material.pk}"
-
-
 def masked_licence_number(licence) -> str:
     """A licence's number masked for display (first 6 and last 4 kept, as ID numbers; some numbers are one)."""
     return mask_id_number(licence.number)
@@ -194,11 +190,6 @@ def _reachable(info: sources.RegistryInfo | None, infos: dict, kind: str) -> boo
     return True
 
 
-def _licence_type(code: str, cache: dict):
-    """The licence type of a stored ``x-source`` (full code; ``KIND:serial`` in the demo province)."""
-    return sources.resolve_licence_type(code, cache=cache)
-
-
 def prefill_offer(item, user) -> PrefillOffer | None:
     """What could be pre-filled and which materials replaced, for a verified account; None for anyone else.
 
@@ -207,9 +198,11 @@ def prefill_offer(item, user) -> PrefillOffer | None:
     kind of subject.
     """
     subject = subject_of(user)
-    if subject is None:
-        return None
-    infos = sources.registry_infos()
+    return _offer(item, subject, sources.registry_infos()) if subject is not None else None
+
+
+def _offer(item, subject: Subject, infos: dict) -> PrefillOffer | None:
+    """:func:`prefill_offer` for a known subject, with the registries already described."""
     titles = {name: prop.get("title", name) for name, prop, _required in fields_of(item.form_schema or {})}
     offer = PrefillOffer()
     registries: dict[str, OfferedRegistry] = {}
@@ -217,7 +210,7 @@ def prefill_offer(item, user) -> PrefillOffer | None:
     cache: dict = {}
     for name, _prop, source in sources.form_sources(item.form_schema or {}):
         if source.is_licence:
-            licence_type = _licence_type(source.licence_type, cache)
+            licence_type = sources.resolve_licence_type(source.licence_type, cache=cache)
             if licence_type is None or licence_type.holder_kind != subject.kind:
                 continue
             entry = licence_types.setdefault(
@@ -240,7 +233,7 @@ def prefill_offer(item, user) -> PrefillOffer | None:
             )
             entry.materials.append(material.name)
         elif material.kind == GuideMaterial.Kind.DATA and material.registry_code:
-            offer.data_materials.append((material.name, sources.library_label(material.registry_code)))
+            offer.data_materials.append((material.name, sources.library_label(material.registry_code, infos)))
     offer.registries = list(registries.values())
     offer.licence_types = list(licence_types.values())
     if not offer.registries and not offer.licence_types:
@@ -384,7 +377,11 @@ def usable_licences(item, user) -> dict[int, Any]:
     subject = subject_of(user)
     if subject is None:
         return {}
-    held = _valid_licences(subject)
+    return _per_material(item, _valid_licences(subject))
+
+
+def _per_material(item, held: dict[str, Any]) -> dict[int, Any]:
+    """``{guide material id: licence}`` for the item's licence materials whose type is among ``held`` (by code)."""
     return {
         material.pk: held[material.licence_type.code]
         for material in item.materials.filter(kind=GuideMaterial.Kind.LICENCE).select_related("licence_type")
@@ -408,7 +405,8 @@ def grant_and_prefill(item, *, user) -> PrefillResult:
     licence types, fields — no values) are written in one transaction.
     """
     subject = subject_of(user)
-    offer = prefill_offer(item, user) if subject is not None else None
+    infos = sources.registry_infos() if subject is not None else {}
+    offer = _offer(item, subject, infos) if subject is not None else None
     if subject is None or offer is None:
         with transaction.atomic():
             audit.record(
@@ -423,7 +421,6 @@ def grant_and_prefill(item, *, user) -> PrefillResult:
         raise PermissionDenied(_("本事项没有可为您自动填写的内容。"))
     purpose = PREFILL_PURPOSE.format(item=item.name)
     props = {name: prop for name, prop, _required in fields_of(item.form_schema or {})}
-    infos = sources.registry_infos()
     cache: dict = {}
     with transaction.atomic():
         consent = PrefillConsent.objects.create(
@@ -444,7 +441,7 @@ def grant_and_prefill(item, *, user) -> PrefillResult:
         for name, source in offer.fields.items():
             prop = props.get(name, {})
             if source.is_licence:
-                licence_type = _licence_type(source.licence_type, cache)
+                licence_type = sources.resolve_licence_type(source.licence_type, cache=cache)
                 licence = held.get(licence_type.code) if licence_type is not None else None
                 raw = _licence_value(licence, source.item) if licence is not None else None
                 label = str(licence_type.name) if licence_type is not None else source.licence_type
@@ -465,11 +462,7 @@ def grant_and_prefill(item, *, user) -> PrefillResult:
             result.sources[name] = label
             filled.append({"field": name, "source": source.text, "digest": _digest(value)})
         reads = reader.log()
-        result.licences = {
-            material.pk: held[material.licence_type.code]
-            for material in item.materials.filter(kind=GuideMaterial.Kind.LICENCE).select_related("licence_type")
-            if material.licence_type is not None and material.licence_type.code in held
-        }
+        result.licences = _per_material(item, held)
         consent.fields_filled = filled
         consent.save(update_fields=["fields_filled"])
         audit.record(

@@ -8,9 +8,11 @@ Thin: it parses the request (the consent id carried in a hidden field, uploaded 
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext
@@ -36,6 +38,11 @@ class ApplyPage:
         self.licences: dict = {}
         self.guide = list(item.materials.select_related("licence_type").order_by("position", "id"))
 
+    @cached_property
+    def _infos(self) -> dict:
+        """The registries' descriptions, built once per request for every library label on the page."""
+        return sources.registry_infos()
+
     # --- actions -------------------------------------------------------------------------------
 
     def grant(self) -> dict:
@@ -57,8 +64,6 @@ class ApplyPage:
         consent_id = self.request.POST.get("prefill_consent", "")
         if consent_id:
             self.consent = prefill.consent_for(self.user, self.item, consent_id)
-            self._restore_sources()
-            self.licences = prefill.usable_licences(self.item, self.user)
         uploads = {}
         for material in self.guide:
             upload = self.request.FILES.get(prefill.material_field(material))
@@ -69,15 +74,21 @@ class ApplyPage:
                     data=upload.read(materials.max_bytes() + 1),
                 )
         use = {m.pk for m in self.guide if self.request.POST.get(licence_checkbox(m)) == "on"}
-        return prefill.submit_with_materials(
-            self.item,
-            applicant=self.user,
-            data=values,
-            actor=self.user,
-            uploads=uploads,
-            use_licence=use,
-            consent=self.consent,
-        )
+        try:
+            return prefill.submit_with_materials(
+                self.item,
+                applicant=self.user,
+                data=values,
+                actor=self.user,
+                uploads=uploads,
+                use_licence=use,
+                consent=self.consent,
+            )
+        except ValidationError:
+            if self.consent is not None:  # the form comes back: its sources and licences as they were offered
+                self._restore_sources()
+                self.licences = prefill.usable_licences(self.item, self.user)
+            raise
 
     def _restore_sources(self) -> None:
         """The source labels of the consent's pre-filled fields (for the form re-rendered after an error)."""
@@ -91,7 +102,7 @@ class ApplyPage:
                 licence_type = sources.resolve_licence_type(source.licence_type, cache=cache)
                 self.sources[entry["field"]] = str(licence_type.name) if licence_type else source.licence_type
             else:
-                self.sources[entry["field"]] = sources.library_label(source.registry)
+                self.sources[entry["field"]] = sources.library_label(source.registry, self._infos)
 
     # --- rendering -----------------------------------------------------------------------------
 
@@ -118,7 +129,7 @@ class ApplyPage:
             }
             if material.kind == GuideMaterial.Kind.DATA:
                 row["mode"] = "data"
-                row["library"] = sources.library_label(material.registry_code) or material.source
+                row["library"] = sources.library_label(material.registry_code, self._infos) or material.source
             elif material.kind == GuideMaterial.Kind.LICENCE and material.pk in self.licences:
                 licence = self.licences[material.pk]
                 checkbox = licence_checkbox(material)

@@ -169,9 +169,12 @@ def _library_names() -> dict[str, tuple[str, str]]:
     return names
 
 
-def library_label(registry_code: str) -> str:
-    """The name of the library a registry belongs to (人口基础库), else the registry code."""
-    info = registry_infos().get(registry_code)
+def library_label(registry_code: str, infos: dict[str, RegistryInfo] | None = None) -> str:
+    """The name of the library a registry belongs to (人口基础库), else the registry code.
+
+    ``infos`` — :func:`registry_infos` already built by a caller labelling several materials.
+    """
+    info = (infos if infos is not None else registry_infos()).get(registry_code)
     return info.label if info is not None else registry_code
 
 

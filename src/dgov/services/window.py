@@ -41,12 +41,13 @@ from dgov.identity import realname
 from dgov.identity.models import User
 from dgov.kernel.masking import mask_id_number, mask_uscc
 from dgov.kernel.models import Division
-from dgov.kernel.services import audit
+from dgov.kernel.services import audit, divisions
 from dgov.kernel.validators import validate_resident_id, validate_uscc
 from dgov.licenses.models import HolderKind
 from dgov.licenses.services import holder_index
 from dgov.services import applications, materials
 from dgov.services.form_schema import validate_form
+from dgov.services.materials import material_field
 from dgov.services.models import Application, ApplicationEvent, GuideMaterial
 
 __all__ = [
@@ -79,11 +80,6 @@ class Scan:
 def may_accept_at_window(actor) -> bool:
     """Who works a comprehensive window (综合窗口): active officials of an active department, of any kind."""
     return realname.may_record_in_person(actor)
-
-
-def material_field(material: GuideMaterial | int) -> str:
-    """The field name (form input and error key) of a guide material's file: ``material_<id>``."""
-    return f"material_{getattr(material, 'pk', material)}"
 
 
 def masked_holder_number(app: Application) -> str:
@@ -128,7 +124,7 @@ def _holder(kind: str, name: str, id_number: str, uscc: str, errors: dict) -> tu
     except ValidationError as exc:
         errors[field] = exc.messages
         return None
-    if field in errors or "holder_name" in errors:
+    if "holder_name" in errors:
         return None
     return kind, holder_index(kind, number), name, number
 
@@ -173,7 +169,7 @@ def _division(actor, division) -> Division | None:
     if isinstance(division, Division):
         return division
     if division:
-        return Division.objects.filter(code=str(division)).first()
+        return divisions.get_division(str(division))
     return actor.department.division
 
 
@@ -248,7 +244,7 @@ def accept_walk_in(
                 "window": actor.department.code,
                 "department": app.department.code,
                 "holder_kind": kind,
-                "holder": mask_uscc(number) if kind == HolderKind.ENTERPRISE else mask_id_number(number),
+                "holder": masked_holder_number(app),
                 "linked_account": applicant.pk if applicant is not None else None,
                 "scans": len(scans),
                 "delivery": delivery,

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 
 from dgov.kernel.masking import mask_name
 from dgov.kernel.models import Division
+from dgov.kernel.services import divisions as division_services
 from dgov.licenses.models import HolderKind
 from dgov.services import applications, catalogue, materials, window
 from dgov.services.models import Application, GuideMaterial, ServiceItem
@@ -41,6 +42,11 @@ def _staff(request):
     if not window.may_accept_at_window(request.user):
         raise PermissionDenied(gettext("窗口受理仅向部门工作人员开放。"))
     return request.user
+
+
+def _masked_name(app: Application) -> str:
+    """The holder's name as shown: a person's masked (张*), an enterprise's as it is."""
+    return mask_name(app.holder_name) if app.holder_kind != HolderKind.ENTERPRISE else app.holder_name
 
 
 def _form_values(schema: dict, post) -> dict:
@@ -70,8 +76,8 @@ def _scans(request, guide: list[GuideMaterial]) -> list[window.Scan]:
 def _divisions(official) -> list[Division]:
     """Where a window may send an application: its own division and the counties (or cities) directly below."""
     own = official.department.division
-    below = Division.objects.filter(parent=own, level__lte=Division.Level.COUNTY).order_by("code")
-    return [own, *below]
+    below = division_services.children(own.code)  # current divisions, looking through placeholders (市辖区)
+    return [own, *(division for division in below if division.level <= Division.Level.COUNTY)]
 
 
 @login_required
@@ -177,7 +183,7 @@ def receipt(request, number: str):
     app = _scoped(official, number)
     context = {
         "app": app,
-        "holder_name": mask_name(app.holder_name) if app.holder_kind != HolderKind.ENTERPRISE else app.holder_name,
+        "holder_name": _masked_name(app),
         "holder_number": window.masked_holder_number(app),
         "materials": app.materials.all(),
     }
@@ -193,7 +199,7 @@ def window_list(request):
     since = today - datetime.timedelta(days=RECENT_DAYS) if scope == "recent" else today
     rows = list(window.window_applications(official, since=since)[:200])
     for app in rows:
-        app.masked_name = mask_name(app.holder_name) if app.holder_kind != HolderKind.ENTERPRISE else app.holder_name
+        app.masked_name = _masked_name(app)
         app.may_hand_over = app.delivery == Application.Delivery.WINDOW and app.is_closed and not app.picked_up
     return render(request, "services/window_list.html", {"applications": rows, "scope": scope})
 
