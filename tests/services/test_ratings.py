@@ -5,6 +5,7 @@ import datetime
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from dgov.kernel.models import AuditRecord, Notification, Organization
 from dgov.kernel.services import calendar
@@ -218,8 +219,13 @@ def test_workbench_ratings_page_answer_and_close(world, client):
     assert client.post(f"{url}{order.code}/close/", {"note": "x"}).status_code == 404
 
     client.force_login(users["boss"])
-    page = client.get(url).content.decode()
+    with CaptureQueriesContext(connection) as one:
+        page = client.get(url).content.decode()
     assert 'data-testid="close-form"' in page
+    _bad(world)  # more orders and ratings: the same queries (no per-row look-ups)
+    with CaptureQueriesContext(connection) as two:
+        assert client.get(url).content.decode().count('data-testid="order-') == 2
+    assert len(two) == len(one)
     english = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Service ratings and rectifications" in english and "within 15 working days" in english
     client.post(f"{url}{order.code}/close/", {"note": "回访满意"})

@@ -10,6 +10,8 @@ import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
@@ -262,14 +264,19 @@ def test_result_download_is_for_the_applicant_and_the_department_only(world, cli
     read = AuditRecord.objects.filter(action="services.result.read").latest("seq")
     assert json.loads(read.detail_json)["as"] == "applicant" and read.target_id == str(app.pk)
 
-    page = client.get(f"/services/my/{app.number}/")
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(f"/services/my/{app.number}/")
     assert url in page.content.decode()
+    # The tracking page tells that the document is there without reading the sealed PDF itself.
+    assert not any('"result_pdf" FROM' in query["sql"] for query in queries.captured_queries)
 
     for other in ("citizen2", "other"):  # another citizen, another department's official
         client.force_login(world["users"][other])
         assert client.get(url).status_code == 404, other
     client.force_login(world["users"]["b"])  # an official of the department
     assert client.get(url).status_code == 200
+    read = AuditRecord.objects.filter(action="services.result.read").latest("seq")
+    assert json.loads(read.detail_json)["as"] == "department"
     client.logout()
     assert client.get(url).status_code == 302  # login first
 

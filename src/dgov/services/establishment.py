@@ -78,7 +78,7 @@ from dgov.registry import services as registry
 from dgov.registry.models import Record
 from dgov.registry.schema import RecordValidationError
 from dgov.services import applications
-from dgov.services.models import Application
+from dgov.services.models import Application, ApplicationEvent
 
 __all__ = [
     "ATTEMPTS",
@@ -373,7 +373,7 @@ def entity_of(app: Application) -> dict | None:
     licence = app.licence if app.licence_id else None
     if licence is None or licence.holder_kind != HolderKind.ENTERPRISE or app.holder_kind == HolderKind.ENTERPRISE:
         return None
-    event = app.events.filter(kind="licence_issued").order_by("-at", "-pk").first()
+    event = app.events.filter(kind=ApplicationEvent.Kind.LICENCE_ISSUED).order_by("-at", "-pk").first()
     return {
         "name": licence.holder_name,
         "uscc": licence.holder_id,

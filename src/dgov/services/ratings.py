@@ -101,11 +101,6 @@ def rectify_days() -> int:
     return max(1, int(getattr(settings, "SERVICES_RATING_RECTIFY_DAYS", 15)))
 
 
-def _label(actor) -> str:
-    """A short actor label for the order."""
-    return str(getattr(actor, "username", actor) or "")[:150]
-
-
 def _officials(*organization_ids) -> list:
     """Active officials of these organizations (at most 20 each: a notice, not a broadcast)."""
     User = get_user_model()
@@ -330,7 +325,7 @@ def answer(rectification: RatingRectification, *, actor, response: str) -> Ratin
             raise PermissionDenied(_("只有被评价部门可以反馈整改情况。"))
         order.status = Status.ANSWERED
         order.response = response
-        order.answered_by = _label(actor)
+        order.answered_by = applications._label(actor)
         order.answered_at = timezone.now()
         order.save(update_fields=["status", "response", "answered_by", "answered_at"])
         audit.record(

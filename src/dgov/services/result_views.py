@@ -24,8 +24,10 @@ def closure_context(app: Application, user) -> dict:
     if not app.is_closed:
         return {}
     rating = ServiceRating.objects.filter(application=app).first()
+    # Whether the sealed PDF is there, without reading it (applications_of defers the blob).
+    has_result = Application.objects.filter(pk=app.pk).exclude(result_pdf=b"").exists()
     return {
-        "result_url": reverse("services:result_pdf", args=[app.number]) if app.result_pdf else "",
+        "result_url": reverse("services:result_pdf", args=[app.number]) if has_result else "",
         "licence": app.licence if app.licence_id else None,
         # An enterprise licence of a person's approval (设立登记): the new entity's name and USCC.
         "entity": establishment.entity_of(app),

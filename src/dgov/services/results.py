@@ -45,7 +45,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -68,7 +68,6 @@ __all__ = [
     "licence_fields",
     "licence_input",
     "licence_values",
-    "may_read_result",
     "result_bytes",
     "result_for",
 ]
@@ -199,9 +198,9 @@ def _refuse(message: str) -> ValidationError:
 
 
 def _issue_licence(
-    app: Application, *, actor, given: Mapping[str, Any], holder: establishment.Holder | None = None
+    app: Application, *, actor, values: dict[str, Any], holder: establishment.Holder | None = None
 ) -> Licence:
-    """Issue the item's e-licence to the applicant, or refuse the approval naming what is missing.
+    """Issue the item's e-licence with ``values`` (:func:`licence_values`), or refuse the approval naming what lacks.
 
     ``holder``: the enterprise a person's approval issues it to instead (a new 设立登记, or the one a
     一件事 sibling registered; :func:`dgov.services.establishment.licence_holder`).
@@ -219,9 +218,8 @@ def _issue_licence(
             _("无法签发电子证照「%(type)s」：申请人尚未完成实名认证（没有经核验的证件号码），不能作出准予决定。")
             % {"type": type_name}
         )
-    values = licence_values(app, licence_type, given)
     labels = {item["name"]: item.get("label") or item["name"] for item in licence_type.items or []}
-    missing = [labels[name] for name in labels if name not in values and _required(licence_type, name)]
+    missing = [labels[i["name"]] for i in licence_type.items or [] if i.get("required") and i["name"] not in values]
     if missing:
         raise _refuse(
             _("无法签发电子证照「%(type)s」：缺少%(items)s。请在作出准予决定时补充证照信息。")
@@ -253,11 +251,6 @@ def _issue_licence(
         ) from None
 
 
-def _required(licence_type: LicenceType, name: str) -> bool:
-    """Whether the type's item ``name`` is required."""
-    return any(item.get("name") == name and item.get("required") for item in licence_type.items or [])
-
-
 # --- the decision document ----------------------------------------------------------------------------------
 
 # (title, number word) per outcome and whether the item is a 行政许可.
@@ -280,12 +273,10 @@ def document_number(app: Application, *, on: datetime.date | None = None) -> str
     return f"{short}{word}〔{on.year}〕{app.pk}号"
 
 
-def _reason(app: Application, data: Mapping[str, Any]) -> str:
+def _reason(app: Application) -> str:
     """The official's reason for a refusal (the deciding task's opinion)."""
-    opinion = str(data.get("opinion") or "").strip()
-    if not opinion:
-        task = app.tasks.filter(decision__in=("deny", "reject")).order_by("-completed_at", "-id").first()
-        opinion = str((task.data or {}).get("opinion", "")).strip() if task else ""
+    task = app.tasks.filter(decision__in=("deny", "reject")).order_by("-completed_at", "-id").first()
+    opinion = str((task.data or {}).get("opinion", "")).strip() if task else ""
     return opinion.rstrip("。.；;，,")  # the sentence around it ends it
 
 
@@ -385,13 +376,13 @@ def deliver(sender=None, *, application: Application, actor, data: Mapping[str, 
     licence = None
     if app.status == Application.Status.APPROVED and app.item.produces_licence_type_id:
         given = {str(k): v for k, v in given.items()}
+        licence_type = app.item.produces_licence_type
+        values = licence_values(app, licence_type, given)
         # A person's 设立登记 registers the enterprise first; its 一件事 siblings' licences go to it too.
-        holder = establishment.licence_holder(
-            app, actor=actor, values=licence_values(app, app.item.produces_licence_type, given)
-        )
-        if holder is not None:
-            given = {**holder.defaults, **given}
-        licence = _issue_licence(app, actor=actor, given=given, holder=holder)
+        holder = establishment.licence_holder(app, actor=actor, values=values)
+        if holder is not None and holder.defaults:  # the entity's items fill what nothing else gave
+            values = licence_values(app, licence_type, {**holder.defaults, **given})
+        licence = _issue_licence(app, actor=actor, values=values, holder=holder)
         app.licence = licence
         Application.objects.filter(pk=app.pk).update(licence=licence)
         entity = holder.detail if holder is not None else {}  # the USCC and registry uid: no personal data
@@ -434,7 +425,7 @@ def render_result(app_id: int, *, actor=WORKER_ACTOR, decided_by: str = "") -> A
         if app is None or app.result_pdf or not app.is_closed:
             return None
         day = timezone.localdate(app.completed_at) if app.completed_at else timezone.localdate()
-        reason = _reason(app, {}) if app.status != Application.Status.APPROVED else ""
+        reason = _reason(app) if app.status != Application.Status.APPROVED else ""
         document = _document(app, reason=reason, licence=app.licence, today=day)
         signed = pdfsign.sign_pdf(pdf.render_document(document), app.department, reason=document.title)
         digest = hashlib.sha256(signed).hexdigest()
@@ -454,29 +445,25 @@ def render_result(app_id: int, *, actor=WORKER_ACTOR, decided_by: str = "") -> A
 # --- reading the result -----------------------------------------------------------------------------------------
 
 
-def may_read_result(user, app: Application) -> str:
-    """How ``user`` may read the application's result: ``applicant``, ``department`` or "" (not at all)."""
-    if not getattr(user, "is_authenticated", False):
-        return ""
-    if applications.applications_of(user).filter(pk=app.pk).exists():
-        return "applicant"
-    if getattr(user, "kind", "") == "official" and getattr(user, "department_id", None) == app.department_id:
-        return "department"
-    return ""
-
-
 def result_for(user, number: str) -> tuple[Application, bytes] | None:
-    """The application and its decision PDF when ``user`` may read it (audited), else None (a 404)."""
-    dept = getattr(user, "department_id", None) if getattr(user, "kind", "") == "official" else None
-    scope = Q(pk__in=applications.applications_of(user).values("pk"))
-    if dept:
-        scope |= Q(department_id=dept)
-    app = Application.objects.select_related("item").filter(scope, number=number).first()
+    """The application and its decision PDF when ``user`` may read it (audited), else None (a 404).
+
+    Readers: the applicant or verified holder (:func:`dgov.services.applications.applications_of`)
+    and the officials of the application's department; one query tells which.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return None
+    scope = Q(as_applicant=True)
+    if getattr(user, "kind", "") == "official" and getattr(user, "department_id", None):
+        scope |= Q(department_id=user.department_id)
+    app = (
+        Application.objects.annotate(as_applicant=Exists(applications.applications_of(user).filter(pk=OuterRef("pk"))))
+        .filter(scope, number=number)
+        .first()
+    )
     if app is None or not app.result_pdf:
         return None
-    role = may_read_result(user, app)
-    if not role:
-        return None
+    role = "applicant" if app.as_applicant else "department"
     data = result_bytes(app)
     with transaction.atomic():
         audit.record(
