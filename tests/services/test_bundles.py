@@ -325,3 +325,14 @@ def test_each_demo_bundle_submits_to_its_departments(world, code):
     assert sorted(app.item.basic_code for app in apps) == sorted(item.basic_code for item in form.items)
     assert all(app.department.kind == app.item.department_kind for app in apps)
     assert len(form.shared) == len(bundle.form_mapping)
+
+
+def test_api_case_list_fetches_the_members_once_for_all_cases(world, client, django_assert_max_num_queries):
+    made = {_submit(world).number, _submit(world).number}
+    client.force_login(world["citizen"])
+    # session, user, cases, members, their open tasks: the same for two cases as for one (no query per case)
+    with django_assert_max_num_queries(5):
+        listed = client.get(f"{API}/bundle-cases").json()
+    assert {case["number"] for case in listed} == made
+    assert all(len(case["applications"]) == 4 for case in listed)
+    assert {a["current_tasks"][0] for case in listed for a in case["applications"]} == {"受理"}

@@ -324,3 +324,15 @@ def test_a_prefilled_value_the_form_refuses_is_named_on_the_page(family, client)
     assert refused.status_code == 400 and "婴儿姓名：最多 20 个字符。" in refused.content.decode()
     offer.refresh_from_db()
     assert offer.status == "offered" and not BundleCase.objects.exists()
+
+
+def test_api_offer_list_builds_each_bundle_form_once(family, client, django_assert_max_num_queries):
+    _birth(family)
+    _birth(family, document_no="Q370102000002")  # twins: two births, two offers of the same bundle to the mother
+    _drain()
+    client.force_login(family["mother_user"])
+    # session, user, offers, the bundle's items once (not once per offer)
+    with django_assert_max_num_queries(4):
+        listed = client.get(f"{API}/offers").json()
+    assert len(listed) == 2 and {offer["bundle"] for offer in listed} == {"newborn"}
+    assert all(dict(offer["facts"])["婴儿姓名"] == "王小宝" for offer in listed)

@@ -164,8 +164,8 @@ def _case_out(case: BundleCase) -> dict:
     }
 
 
-def _offer_out(offer: ProactiveOffer) -> dict:
-    """An offer as OfferOut data."""
+def _offer_out(offer: ProactiveOffer, form: bundles.CombinedForm | None = None) -> dict:
+    """An offer as OfferOut data (``form``: its bundle's combined form, when the caller has it)."""
     return {
         "id": offer.pk,
         "bundle": offer.bundle.code,
@@ -175,7 +175,7 @@ def _offer_out(offer: ProactiveOffer) -> dict:
         "offered_at": offer.offered_at,
         "expires_on": offer.expires_on,
         "case": offer.case.number if offer.case_id else None,
-        "facts": offers.offer_facts(offer),
+        "facts": offers.offer_facts(offer, form),
     }
 
 
@@ -222,7 +222,7 @@ def submit(request: HttpRequest, code: str, payload: CaseIn):
 @router.get("/bundle-cases", response=list[CaseOut], summary="我的一件事")
 def cases(request: HttpRequest):
     """The caller's bundle cases, newest first (at most 50)."""
-    return [_case_out(case) for case in bundles.cases_of(request.auth)[:50]]
+    return [_case_out(case) for case in bundles.with_members(bundles.cases_of(request.auth))[:50]]
 
 
 @router.get("/bundle-cases/{number}", response=CaseOut, summary="一件事详情")
@@ -237,7 +237,13 @@ def case_detail(request: HttpRequest, number: str):
 @router.get("/offers", response=list[OfferOut], summary="为您推荐")
 def offer_list(request: HttpRequest):
     """The caller's proactive offers (verified person accounts; empty for anyone else)."""
-    return [_offer_out(offer) for offer in offers.offers_for(request.auth)[:50]]
+    forms: dict[int, bundles.CombinedForm] = {}  # one combined form per bundle, not one per offer
+    listed = []
+    for offer in offers.offers_for(request.auth)[:50]:
+        if offer.bundle_id not in forms:
+            forms[offer.bundle_id] = bundles.combined_form(offer.bundle)
+        listed.append(_offer_out(offer, forms[offer.bundle_id]))
+    return listed
 
 
 @router.get("/offers/{offer_id}", response=OfferOut, summary="推荐服务详情")

@@ -13,44 +13,27 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from dgov.services import bundles, offers
-from dgov.services.models import Bundle, ProactiveOffer
+from dgov.services.models import Bundle
+from dgov.services.process_views import _form_fields
+from dgov.services.process_views import _posted as _posted_values
 
 
-def _field(name: str, prop: dict, required: bool, values: dict, errors: dict) -> dict:
-    """One field for ``services/_form_field.html``."""
-    kind = prop.get("type", "string")
-    if "enum" in prop:
-        widget = "select"
-    elif kind == "boolean":
-        widget = "checkbox"
-    elif kind in ("integer", "number"):
-        widget = "number"
-    else:
-        widget = "date" if prop.get("format") == "date" else "text"
-    return {
-        "name": name,
-        "label": prop.get("title", name),
-        "help": prop.get("description", ""),
-        "widget": widget,
-        "value": values.get(name, ""),
-        "required": required,
-        "choices": prop.get("enum", []),
-        "errors": errors.get(name, []),
-    }
+def _subschema(form: bundles.CombinedForm, names, skip) -> dict:
+    """The part of the combined form's schema with these fields (minus ``skip``), in the given order."""
+    props, required = form.schema["properties"], set(form.schema["required"])
+    kept = [name for name in names if name not in skip]
+    return {"properties": {name: props[name] for name in kept}, "required": [n for n in kept if n in required]}
 
 
 def _groups(form: bundles.CombinedForm, values: dict, errors: dict, *, skip=frozenset()) -> list[dict]:
     """The combined form's fields grouped for display: shared fields, then each item's own ones."""
-    props = form.schema["properties"]
-    required = set(form.schema["required"])
 
     def fields(names):
-        return [_field(n, props[n], n in required, values, errors) for n in names if n not in skip]
+        return _form_fields(_subschema(form, names, skip), values, errors)
 
     groups = [{"title": gettext("共同信息"), "fields": fields(form.shared)}]
     groups += [{"title": item.name, "fields": fields(names)} for item, names in form.groups]
@@ -58,16 +41,8 @@ def _groups(form: bundles.CombinedForm, values: dict, errors: dict, *, skip=froz
 
 
 def _posted(form: bundles.CombinedForm, post, *, skip=frozenset()) -> dict:
-    """The posted values of the combined form (unchecked checkboxes become false)."""
-    data = {}
-    for name, prop in form.schema["properties"].items():
-        if name in skip:
-            continue
-        if prop.get("type") == "boolean":
-            data[name] = post.get(name, "") == "on"
-        elif name in post:
-            data[name] = post.get(name, "")
-    return data
+    """The posted values of the combined form, pre-filled fields (``skip``) left out."""
+    return _posted_values(_subschema(form, form.schema["properties"], skip), post)
 
 
 def _files(request, materials: list[dict]) -> dict:
@@ -155,7 +130,7 @@ def my_offer(request, offer_id: int):
         else:
             messages.success(request, gettext("已确认办理，一件事编号 %(number)s。") % {"number": case.number})
             return redirect("services:my_bundle_case", number=case.number)
-    is_open = offer.status == ProactiveOffer.Status.OFFERED and not _expired(offer)
+    is_open = offers.is_open(offer)
     return render(
         request,
         "services/my_offer.html",
@@ -169,11 +144,6 @@ def my_offer(request, offer_id: int):
         },
         status=400 if errors else 200,
     )
-
-
-def _expired(offer: ProactiveOffer) -> bool:
-    """Whether the offer is past its last day (the expiry job may not have run yet)."""
-    return offer.expires_on < timezone.localdate()
 
 
 @login_required

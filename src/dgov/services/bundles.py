@@ -63,13 +63,13 @@ __all__ = [
     "OfferClosed",
     "CombinedForm",
     "combined_form",
-    "bundle_schema",
     "bundle_materials",
     "validate_bundle",
     "submit_bundle",
     "case_data",
     "cases_of",
     "case_members",
+    "with_members",
     "settle_case",
     "COMPLETED_TEMPLATE",
 ]
@@ -148,11 +148,6 @@ def combined_form(bundle: Bundle) -> CombinedForm:
         groups.append((item, own))
     schema = {"type": "object", "properties": properties, "required": required}
     return CombinedForm(bundle, items, schema, routes, back, shared, groups)
-
-
-def bundle_schema(bundle: Bundle) -> dict:
-    """The bundle's combined form schema (JSON Schema subset, as an item's ``form_schema``)."""
-    return combined_form(bundle).schema
 
 
 def _material_key(material: GuideMaterial) -> str:
@@ -337,8 +332,7 @@ def submit_bundle(
                 target=claimed,
                 detail={"bundle": bundle.code, "case": case.number},
             )
-            if offer is not None:
-                offer.status, offer.responded_at, offer.case = claimed.status, claimed.responded_at, case
+            offer.status, offer.responded_at, offer.case = claimed.status, claimed.responded_at, case
     return case
 
 
@@ -397,14 +391,25 @@ def cases_of(user) -> QuerySet[BundleCase]:
     return BundleCase.objects.filter(Q(applicant=user) | Q(pk__in=mine)).select_related("bundle")
 
 
-def case_members(case: BundleCase) -> list[Application]:
-    """The case's member applications (item order) with their open tasks as ``open_tasks``."""
+def _members() -> QuerySet[Application]:
+    """Member applications in item order, with their item, department and open tasks (``open_tasks``)."""
     live = ApplicationTask.objects.filter(status__in=applications.LIVE).order_by("created_at")
-    return list(
-        case.applications.select_related("item", "department")
+    return (
+        Application.objects.select_related("item", "department")
         .prefetch_related(Prefetch("tasks", queryset=live, to_attr="open_tasks"))
         .order_by("item__basic_code")
     )
+
+
+def with_members(cases: QuerySet[BundleCase]) -> QuerySet[BundleCase]:
+    """The cases with their members fetched once for the whole list (read by :func:`case_members`)."""
+    return cases.prefetch_related(Prefetch("applications", queryset=_members(), to_attr="members"))
+
+
+def case_members(case: BundleCase) -> list[Application]:
+    """The case's member applications (item order) with their open tasks as ``open_tasks``."""
+    members = getattr(case, "members", None)
+    return members if members is not None else list(_members().filter(bundle_case=case))
 
 
 # --- completing together ------------------------------------------------------------------------------

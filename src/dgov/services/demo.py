@@ -30,7 +30,6 @@ from dgov.kernel.services.organizations import find_department
 from dgov.kernel.validators import make_resident_id
 from dgov.licenses import catalogue as licence_catalogue
 from dgov.registry import services as registry
-from dgov.registry.models import Record
 from dgov.services import catalogue, demo_history, offers
 from dgov.services.models import Application, Bundle, ItemDrift, ItemImplementation, ProactiveOffer
 
@@ -89,13 +88,6 @@ NEWBORN_GIVEN_NAME = "安然"
 NEWBORN_AGE_DAYS = 6
 
 
-def _live_record(code: str, uid) -> Record | None:
-    """The live record of the registry ``code`` with this uid, if any."""
-    if not uid:
-        return None
-    return Record.objects.filter(registry__code=code, uid=str(uid), deleted_at__isnull=True).first()
-
-
 def _department_above(division_code: str, kind: str):
     """The department of ``kind`` at the county, else its city, else the province (as applications find them)."""
     for code in (division_code, division_code[:4] + "00", division_code[:2] + "0000"):
@@ -140,7 +132,7 @@ def seed_birth_offer() -> str:
         return ""
     me = registry.find_record(persons, "id_number", citizen.id_number)
     mine = registry.record_values_now(me) if me is not None else {}
-    household = _live_record(offers.HOUSEHOLD_REGISTRY, mine.get("household"))
+    household = offers._live(offers.HOUSEHOLD_REGISTRY, mine.get("household"))
     if household is None or mine.get("relation") not in ("head", "spouse"):
         return "主动服务：演示账号 citizen 不是户主或户主的配偶，未生成出生推荐。"
     home = registry.record_values_now(household)
@@ -152,7 +144,7 @@ def seed_birth_offer() -> str:
             police, health = _department_above(county, "GA"), _department_above(county, "WJ")
             if police is None or health is None:
                 return ""
-            head = _live_record(offers.PERSON_REGISTRY, home.get("head"))
+            head = offers._live(offers.PERSON_REGISTRY, home.get("head"))
             head_name = registry.record_values_now(head).get("name") if head is not None else None
             surname = str(head_name or mine.get("name") or "王")[:1]
             born = timezone.localdate() - datetime.timedelta(days=NEWBORN_AGE_DAYS)

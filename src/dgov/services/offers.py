@@ -68,6 +68,7 @@ __all__ = [
     "offer_prefill",
     "offer_form_values",
     "offer_facts",
+    "is_open",
     "accept_offer",
     "decline_offer",
     "expire_offers",
@@ -325,6 +326,11 @@ def offer_facts(offer: ProactiveOffer, form: bundles.CombinedForm | None = None)
     return facts
 
 
+def is_open(offer: ProactiveOffer) -> bool:
+    """Whether the offer may still be answered: offered and not past its last day (the expiry job may lag)."""
+    return offer.status == ProactiveOffer.Status.OFFERED and offer.expires_on >= timezone.localdate()
+
+
 def _check_holder(offer: ProactiveOffer, actor) -> None:
     """Only the offer's holder (verified person account) may answer it."""
     if not _digest_of(actor) or _digest_of(actor) != offer.holder_id:
@@ -340,7 +346,7 @@ def accept_offer(offer: ProactiveOffer, *, actor, data: dict, division=None, fil
     was answered or expired.
     """
     _check_holder(offer, actor)
-    if offer.status != ProactiveOffer.Status.OFFERED or offer.expires_on < timezone.localdate():
+    if not is_open(offer):
         raise OfferClosed(_("该推荐服务已处理或已过期。"))
     form = bundles.combined_form(offer.bundle)
     merged = {**dict(data or {}), **offer_form_values(offer, form)}
