@@ -102,6 +102,9 @@ def test_totals_of_the_province(known, world):
     assert total.visits == 3 and total.avg_visits == pytest.approx(0.5)
     assert (total.ratings, total.satisfied, total.bad) == (4, 2, 2)
     assert total.satisfaction_rate == pytest.approx(0.5) and total.avg_score == pytest.approx(3.0)
+    # The same total whatever the grouping (summed from the rows, or counted on its own for periods).
+    for group in ("item", "division", "week", "month"):
+        assert _report(world["users"]["dsj"], group=group).total.as_dict() == total.as_dict(), group
 
 
 def test_rows_by_department(known, world):

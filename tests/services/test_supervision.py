@@ -156,3 +156,19 @@ def test_supervision_page_scope_and_404(due, world, client):
     client.force_login(users["citizen"])
     assert client.get(PAGE).status_code == 403
     assert not ApplicationEvent.objects.filter(kind=ApplicationEvent.Kind.ESCALATED).exists()
+
+
+def test_supervision_page_queries_do_not_grow_with_rows(due, world, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(world["users"]["zwfw_city"])  # a city office: may_supervise looks at each row's division
+    with CaptureQueriesContext(connection) as before:
+        assert client.get(PAGE).status_code == 200
+    submitted = datetime.datetime.now(TZ) - datetime.timedelta(days=20)
+    for _n in range(3):
+        _due(make_app(world, "a", submitted=submitted, decisions=["accept"]), -2)
+    with CaptureQueriesContext(connection) as after:
+        page = client.get(PAGE)
+    assert page.content.decode().count('class="supervise-form"') == 5  # o1, o2 and the three new ones
+    assert len(after.captured_queries) == len(before.captured_queries)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 
 from django.utils import timezone
@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from dgov.quality.models import Dimension
 from dgov.quality.trends import Point, Trend
+from dgov.web.charts import LineChart, LineSeries
 
 __all__ = ["Chart", "Series", "table_rows", "trend_chart"]
 
@@ -37,35 +38,9 @@ STYLES = {
 }
 
 
-@dataclass
-class Series:
-    """One line of the chart: its key, label, style, SVG path and (overall score only) markers."""
-
-    key: str
-    label: str
-    color: str
-    dash: str
-    width: float
-    path: str
-    markers: list[tuple[float, float, str]] = field(default_factory=list)
-
-
-@dataclass
-class Chart:
-    """The geometry of a trend chart (``empty`` when the period has no score to draw)."""
-
-    width: int
-    height: int
-    left: int
-    top: int
-    right: int
-    bottom: int
-    title: str
-    description: str
-    series: list[Series] = field(default_factory=list)
-    y_ticks: list[tuple[float, str]] = field(default_factory=list)
-    x_ticks: list[tuple[float, str, str]] = field(default_factory=list)  # (x, label, anchor)
-    empty: bool = True
+# The geometry is the shared line chart's (dgov.web.charts); only the step lines are drawn here.
+Series = LineSeries
+Chart = LineChart
 
 
 def _fmt(value: Decimal | float | None) -> str:

@@ -38,7 +38,6 @@ import datetime
 import json
 import random
 import time
-import zoneinfo
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -212,9 +211,9 @@ class _Template:
 # --- Helpers -------------------------------------------------------------------------------------------------
 
 
-def _tz() -> zoneinfo.ZoneInfo:
+def _tz() -> datetime.tzinfo:
     """The platform's time zone."""
-    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    return timezone.get_default_timezone()
 
 
 def _at(day: datetime.date, rng: random.Random, start: float = 9.0, end: float = 17.5) -> datetime.datetime:

@@ -54,11 +54,9 @@ those of their own department. Everyone else is refused.
 from __future__ import annotations
 
 import datetime
-import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, DateField, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Substr, Trunc, TruncDate
@@ -85,6 +83,7 @@ __all__ = [
     "applications_in_scope",
     "compute",
     "departments_in_scope",
+    "overdue_q",
     "parse_filters",
     "scope_q",
     "sees_all",
@@ -198,6 +197,11 @@ class Figures:
     )
     COUNTS = ("submitted", "accepted", "closed", "approved", "denied", "rejected", "overdue_open", "ratings", "bad")
 
+    def add(self, other: Figures) -> None:
+        """Add another group's counts to these (every field is a count or a sum, so groups add up)."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def as_dict(self) -> dict:
         """JSON-able form: the counts and the rates (four decimals, None when undefined)."""
         answer: dict = {name: getattr(self, name) for name in self.COUNTS}
@@ -294,6 +298,11 @@ def scope_q(actor, prefix: str = "") -> Q:
     return Q(**{f"{prefix}department": department})
 
 
+def overdue_q(today: datetime.date) -> Q:
+    """Overdue (超期): flagged by the SLA clock, or running (not paused for 补正) and past the promised due date."""
+    return Q(overdue=True) | Q(paused_since__isnull=True, promised_due__lt=today)
+
+
 def applications_in_scope(actor) -> QuerySet[Application]:
     """The applications the actor may see in metrics and supervision (see the module docstring)."""
     return Application.objects.filter(scope_q(actor))
@@ -384,9 +393,9 @@ def parse_filters(
 # --- Computing ---------------------------------------------------------------------------------------
 
 
-def _tz() -> zoneinfo.ZoneInfo:
+def _tz() -> datetime.tzinfo:
     """The platform's time zone (days are local days)."""
-    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    return timezone.get_default_timezone()
 
 
 def _bounds(filters: Filters) -> tuple[datetime.datetime, datetime.datetime]:
@@ -434,13 +443,11 @@ def _key(group: str | None, filters: Filters, prefix: str, date_field: str):
 
 def _norm(group: str | None, value) -> str:
     """A group key as text (period keys as ISO dates of their first day)."""
-    if group is None:
+    if group is None or value is None:
         return ""
-    if isinstance(value, datetime.datetime):
-        value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    return "" if value is None else str(value)
+    if group in PERIOD_GROUPS:
+        return _as_day(value).isoformat()
+    return str(value)
 
 
 def _grouped(qs: QuerySet, key, group: str | None, **aggregates) -> dict[str, dict]:
@@ -571,9 +578,7 @@ def _collect(actor, group: str | None, filters: Filters, *, today: datetime.date
         visits="n",
     )
     # Overdue open applications: a snapshot of today (by due date in period groupings).
-    overdue = apps.exclude(status__in=Application.CLOSED).filter(
-        Q(overdue=True) | Q(paused_since__isnull=True, promised_due__lt=today)
-    )
+    overdue = apps.exclude(status__in=Application.CLOSED).filter(overdue_q(today))
     if group in PERIOD_GROUPS:
         overdue = overdue.filter(promised_due__gte=filters.since, promised_due__lte=filters.until)
     add(_grouped(overdue, _key(group, filters, "", "promised_due"), group, n=Count("id")), overdue_open="n")
@@ -684,8 +689,13 @@ def compute(actor, *, group: str = "department", filters: Filters, today: dateti
         raise ValidationError({"group": [_("分组方式应为 %(groups)s 之一。") % {"groups": "、".join(GROUPS)}]})
     _check_actor(actor)
     today = today or timezone.localdate()
-    total = _collect(actor, None, filters, today=today).get("", Figures())
     found = _collect(actor, group, filters, today=today)
+    if group in PERIOD_GROUPS:  # the rows' 超期在办 count by due date in the period; the total is today's snapshot
+        total = _collect(actor, None, filters, today=today).get("", Figures())
+    else:  # every application and rating falls in exactly one row: the total is their sum
+        total = Figures()
+        for figures in found.values():
+            total.add(figures)
     rows: list[Row] = []
     if group in PERIOD_GROUPS:
         for day in _periods(filters, group):

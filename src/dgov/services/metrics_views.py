@@ -17,7 +17,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
@@ -88,7 +87,7 @@ def _options(user) -> dict:
     departments = (
         metrics.departments_in_scope(user)
         .filter(service_applications__in=apps.values("pk"))
-        .annotate(n=Count("service_applications"))
+        .distinct()
         .order_by("division__code", "code")
         .values_list("code", "name")
     )

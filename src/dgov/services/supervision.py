@@ -84,14 +84,10 @@ def _warn_until(today: datetime.date) -> datetime.date:
     return calendar.add_working_days(today, int(getattr(settings, "SERVICES_SLA_WARNING_DAYS", 2)))
 
 
-def _overdue_q(today: datetime.date) -> Q:
-    """Overdue: flagged, or running (not paused) and past the promised due date."""
-    return Q(overdue=True) | Q(paused_since__isnull=True, promised_due__lt=today)
-
-
 def _warned_q(today: datetime.date) -> Q:
     """Due soon (and not overdue): warned, or running and due within the warning days."""
-    return (Q(warned=True) | Q(paused_since__isnull=True, promised_due__lte=_warn_until(today))) & ~_overdue_q(today)
+    soon = Q(warned=True) | Q(paused_since__isnull=True, promised_due__lte=_warn_until(today))
+    return soon & ~metrics.overdue_q(today)
 
 
 def due_applications(
@@ -106,13 +102,14 @@ def due_applications(
     if errors:
         raise ValidationError(errors)
     today = today or _today()
-    wanted = {"overdue": _overdue_q(today), "warned": _warned_q(today)}.get(state, _overdue_q(today) | _warned_q(today))
+    overdue, warned = metrics.overdue_q(today), _warned_q(today)
+    wanted = {"overdue": overdue, "warned": warned}.get(state, overdue | warned)
     qs = metrics.applications_in_scope(actor).exclude(status__in=Application.CLOSED).filter(wanted)
     if department:
         qs = qs.filter(department__code=department)
     open_tasks = ApplicationTask.objects.filter(status__in=LIVE).select_related("claimed_by")
     return (
-        qs.select_related("item", "department")
+        qs.select_related("item", "department__division")  # the division: may_supervise, per row
         .prefetch_related(Prefetch("tasks", queryset=open_tasks, to_attr="open_tasks"))
         .order_by(*SORTS[sort], "pk")
     )

@@ -2,10 +2,11 @@
 
 :func:`line_chart` turns a few series of values over labelled points (months, days …) into the
 geometry the template ``web/_line_chart.html`` draws: paths, point markers with their values as
-tooltips, y ticks and x labels. It follows the conventions of the data-quality trend chart
-(:mod:`dgov.quality.charts`): a ``<title>`` and ``<desc>`` for screen readers, lines told apart by
-dash pattern as well as colour (readable without colour vision), and the values given as a table
-beside the chart by the page. A missing value (``None``) breaks its line instead of drawing zero.
+tooltips, y ticks and x labels. The data-quality trend chart (:mod:`dgov.quality.charts`) draws its
+step lines into the same :class:`LineChart`. Conventions: a ``<title>`` and ``<desc>`` for screen
+readers, lines told apart by dash pattern as well as colour (readable without colour vision), and
+the values given as a table beside the chart by the page. A missing value (``None``) breaks its
+line instead of drawing zero.
 """
 
 from __future__ import annotations
