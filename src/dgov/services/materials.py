@@ -57,11 +57,6 @@ def max_bytes() -> int:
     return int(getattr(settings, "SERVICES_MATERIAL_MAX_BYTES", 10 * 1024 * 1024))
 
 
-def _label(actor) -> str:
-    """A short actor label for the material row and the event log."""
-    return str(getattr(actor, "username", actor) or "")[:150]
-
-
 def check_file(name: str, content_type: str, data: bytes) -> str:
     """Check a file before anything is stored (type, size, content): the content type, or ValidationError.
 
@@ -110,7 +105,7 @@ def _record(app: Application, row: ApplicationMaterial, *, actor) -> Application
         ApplicationEvent.objects.create(
             application=app,
             kind=ApplicationEvent.Kind.MATERIAL_ADDED,
-            actor_label=_label(actor),
+            actor_label=applications._label(actor),
             channel=app.channel,
             detail={"material": row.name, "source": row.source},
         )
@@ -152,7 +147,7 @@ def add_file(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         sealed_content=_seal(data),
-        added_by=_label(actor),
+        added_by=applications._label(actor),
     )
     return _record(app, row, actor=actor)
 
@@ -165,7 +160,7 @@ def add_licence(app: Application, licence, *, actor, material: GuideMaterial | N
         name=(material.name if material else str(licence.licence_type.name))[:200],
         source=ApplicationMaterial.Source.LICENCE,
         licence=licence,
-        added_by=_label(actor),
+        added_by=applications._label(actor),
     )
     return _record(app, row, actor=actor)
 
@@ -178,7 +173,7 @@ def add_data(app: Application, material: GuideMaterial, *, actor) -> Application
         name=material.name[:200],
         source=ApplicationMaterial.Source.DATA,
         registry_code=material.registry_code,
-        added_by=_label(actor),
+        added_by=applications._label(actor),
     )
     return _record(app, row, actor=actor)
 

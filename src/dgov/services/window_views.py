@@ -185,7 +185,7 @@ def receipt(request, number: str):
         "app": app,
         "holder_name": _masked_name(app),
         "holder_number": window.masked_holder_number(app),
-        "materials": app.materials.all(),
+        "materials": app.materials.defer("sealed_content"),
     }
     return render(request, "services/window_receipt.html", context)
 
